@@ -15,5 +15,5 @@ pub mod rules;
 pub mod smart;
 pub mod token;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(target_os = "wasi")]
 pub mod wasm;
