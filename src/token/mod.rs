@@ -8,13 +8,28 @@ pub mod alg;
 pub mod claims;
 pub mod error;
 pub mod extract;
+pub mod jwks;
 mod jws;
 mod strict_json;
+mod verifier;
+pub mod verify;
 
 pub use alg::Algorithm;
 pub use claims::{ClaimNames, TokenKind, VerifiedToken};
 pub use error::{MalformedReason, TokenError};
 pub use extract::{extract_bearer, ExtractError, MAX_TOKEN_LEN};
+pub use jwks::{JwksError, KeySet};
+pub use verify::{classify, peek, verify_jwt, JwtPeek, JwtPolicy, TokenShape};
 
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_attacks;
+#[cfg(test)]
+mod tests_claims;
+#[cfg(test)]
 mod tests_extract;
+#[cfg(test)]
+mod tests_jwks;
+#[cfg(test)]
+mod tests_verify;
