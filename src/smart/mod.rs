@@ -125,7 +125,11 @@ pub enum SmartDenial {
     /// A `patient/` scope applies but the request leaves the patient's compartment.
     #[error("patient compartment: {reason}")]
     Compartment {
-        /// Stable reason, e.g. `other_patient`, `search_not_constrained_to_patient`.
+        /// Stable reason: `other_patient`, `search_not_constrained_to_patient`,
+        /// `reverse_chain_not_allowed`, `named_query_not_allowed`,
+        /// `compartment_membership_unknown`, `write_outside_compartment`,
+        /// `instance_write_unverifiable`, `patch_unverifiable`, `create_patient`,
+        /// `type_wide_access` or `system_wide_access`.
         reason: &'static str,
     },
     /// The request model lacks a field its interaction needs (a caller bug).
