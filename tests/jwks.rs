@@ -1,5 +1,10 @@
 //! Remote JWKS: fetch through a cluster, sharing across workers, rotation, outages, staleness.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod harness;
 
