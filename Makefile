@@ -60,8 +60,10 @@ tools-envoy:
 
 tools-node:
 	@command -v node >/dev/null || { echo "node (>= $(NODE_MIN)) is required"; exit 1; }
-	@node -e 'const [a,b,c]=process.versions.node.split(".").map(Number),[x,y,z]="$(NODE_MIN)".split(".").map(Number); \
-	  if (a<x||(a===x&&(b<y||(b===y&&c<z)))) { console.error("node >= $(NODE_MIN) needed, have "+process.versions.node); process.exit(1); }'
+	@have="$$(node -p process.versions.node)"; \
+	if [ "$$(printf '%s\n%s\n' "$(NODE_MIN)" "$$have" | sort -V | head -n1)" != "$(NODE_MIN)" ]; then \
+	  echo "node >= $(NODE_MIN) is required, found $$have"; exit 1; \
+	fi
 	@if [ ! -f "$(E2E)/node_modules/.fhirgate-stamp" ] || [ "$(E2E)/package-lock.json" -nt "$(E2E)/node_modules/.fhirgate-stamp" ]; then \
 	  echo "npm ci in tests/e2e"; \
 	  (cd "$(E2E)" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \

@@ -10,7 +10,10 @@ use wasm_bindgen_test::wasm_bindgen_test;
 fn sha256_matches_the_fips_180_vector() {
     let digest = Sha256::digest(b"abc");
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        hex,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -45,10 +45,11 @@ export function introspectionConfig(idp, extra = {}) {
 
 /**
  * Starts IdP, FHIR upstream and Envoy. `config(ctx)` returns the filter configuration (default
- * `baseConfig(ctx)`); `config: null` runs Envoy without fhirgate. `idpDown: true` stops the IdP
- * before Envoy starts (start it again with `stack.idp.start()`).
+ * `baseConfig(ctx)`); `config: null` runs Envoy without fhirgate. `beforeEnvoy(ctx)` runs once IdP
+ * and upstream are up; `idpDown: true` then stops the IdP before Envoy starts (start it again with
+ * `stack.idp.start()`).
  */
-export async function startStack({ config = (ctx) => baseConfig(ctx), idpDown = false, clusters } = {}) {
+export async function startStack({ config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy } = {}) {
   const listenPort = await freePort();
   const audience = `http://127.0.0.1:${listenPort}/fhir`;
   const idp = await startIdp({ audience });
@@ -60,6 +61,7 @@ export async function startStack({ config = (ctx) => baseConfig(ctx), idpDown = 
     await fhir.stop();
   };
   try {
+    if (beforeEnvoy) await beforeEnvoy({ idp, fhir, audience, listenPort });
     if (idpDown) await idp.stop();
     const filterConfig = config === null ? null : config({ idp, fhir, audience, listenPort });
     stack.envoy = await startEnvoy({ listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters });
