@@ -70,15 +70,20 @@ tools-node:
 	  touch "$(E2E)/node_modules/.fhirgate-stamp"; \
 	fi
 
-# cargo install --locked first; the registry mirror may lack a locked transitive version, then the
-# same version of wasm-bindgen-cli is resolved against what the registry serves.
+# cargo install --locked first; the registry may lack a locked transitive version, then the same
+# version of wasm-bindgen-cli is resolved against what the registry serves. The test runner's speed
+# does not matter, its build time does (a fresh CI machine builds it): a light release profile.
+WBG_PROFILE := CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+               CARGO_PROFILE_RELEASE_STRIP=true
+
 tools-wasm-bindgen:
 	@want="$(WBG_VER)"; [ -n "$$want" ] || { echo "wasm-bindgen not in Cargo.lock"; exit 1; }; \
 	have="$$("$(TOOLS)/bin/wasm-bindgen-test-runner" --version 2>/dev/null | awk '{print $$2}' || true)"; \
 	if [ "$$have" != "$$want" ]; then \
 	  echo "installing wasm-bindgen-cli $$want into .tools (a few minutes, once)"; \
-	  cargo install --quiet --locked --root "$(TOOLS)" wasm-bindgen-cli --version "$$want" \
-	  || cargo install --quiet --root "$(TOOLS)" wasm-bindgen-cli --version "$$want"; \
+	  $(WBG_PROFILE) cargo install --quiet --locked --root "$(TOOLS)" wasm-bindgen-cli --version "$$want" \
+	  || $(WBG_PROFILE) cargo install --quiet --root "$(TOOLS)" wasm-bindgen-cli --version "$$want"; \
 	fi
 
 # ---------------------------------------------------------------- build

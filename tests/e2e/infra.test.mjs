@@ -5,7 +5,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, validateConfig, wasmBuilt } from './lib/envoy.mjs';
-import { decodeJwt, startStack } from './lib/stack.mjs';
+import { bearer, decodeJwt, flipSignature, startStack } from './lib/stack.mjs';
 
 /** Verifies a compact JWS against a JWKS with node:crypto (independent of the filter). */
 function verifyJws(token, jwks) {
@@ -103,5 +103,43 @@ describe('infrastructure (no filter)', () => {
   test('envoy/envoy.yaml is a valid bootstrap', { skip: !wasmBuilt() && 'fhirgate.wasm not built' }, () => {
     const { ok, output } = validateConfig(path.join(REPO, 'envoy', 'envoy.yaml'));
     assert.ok(ok, output);
+  });
+});
+
+describe('infrastructure: Envoy\'s own jwt_authn accepts the IdP\'s tokens through the idp cluster', () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({
+      config: null,
+      extraFilters: ({ idp, audience }) => [{
+        name: 'envoy.filters.http.jwt_authn',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+          providers: {
+            main: {
+              issuer: idp.issuer,
+              audiences: [audience],
+              remote_jwks: { http_uri: { uri: `${idp.url}/jwks`, cluster: 'idp', timeout: '2s' }, cache_duration: '60s' },
+            },
+          },
+          rules: [{ match: { prefix: '/fhir' }, requires: { provider_name: 'main' } }],
+        },
+      }],
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test('RS256 and ES256 allowed, no token and a forged signature rejected', async () => {
+    for (const alg of ['RS256', 'ES256']) {
+      const tok = await stack.idp.token({ alg, scope: 'system/*.rs' });
+      const res = await stack.envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok) });
+      assert.equal(res.status, 200, res.text);
+      const forged = await stack.envoy.request('/fhir/Patient/pat-alice', { headers: bearer(flipSignature(tok.access_token)) });
+      assert.equal(forged.status, 401);
+    }
+    assert.equal((await stack.envoy.request('/fhir/Patient/pat-alice')).status, 401);
+    assert.ok(stack.idp.jwksFetches >= 1);
   });
 });

@@ -73,10 +73,13 @@ export function wasmFilter(config, wasmPath = WASM) {
 
 /**
  * An Envoy bootstrap object. `filterConfig` null/undefined renders a plain proxy without fhirgate.
- * `clusters` maps extra cluster names to 127.0.0.1 ports.
+ * `clusters` maps extra cluster names to 127.0.0.1 ports; `extraFilters` are HTTP filters put
+ * before fhirgate (e.g. Envoy's own jwt_authn for comparison).
  */
-export function renderBootstrap({ listenPort, adminPort, fhirPort, idpPort, filterConfig, clusters = {}, wasmPath = WASM }) {
-  const httpFilters = [];
+export function renderBootstrap({
+  listenPort, adminPort, fhirPort, idpPort, filterConfig, clusters = {}, wasmPath = WASM, extraFilters = [],
+}) {
+  const httpFilters = [...extraFilters];
   if (filterConfig !== undefined && filterConfig !== null) httpFilters.push(wasmFilter(filterConfig, wasmPath));
   httpFilters.push({
     name: 'envoy.filters.http.router',

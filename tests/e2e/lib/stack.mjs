@@ -49,7 +49,9 @@ export function introspectionConfig(idp, extra = {}) {
  * and upstream are up; `idpDown: true` then stops the IdP before Envoy starts (start it again with
  * `stack.idp.start()`).
  */
-export async function startStack({ config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy } = {}) {
+export async function startStack({
+  config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters,
+} = {}) {
   const listenPort = await freePort();
   const audience = `http://127.0.0.1:${listenPort}/fhir`;
   const idp = await startIdp({ audience });
@@ -63,8 +65,12 @@ export async function startStack({ config = (ctx) => baseConfig(ctx), idpDown = 
   try {
     if (beforeEnvoy) await beforeEnvoy({ idp, fhir, audience, listenPort });
     if (idpDown) await idp.stop();
-    const filterConfig = config === null ? null : config({ idp, fhir, audience, listenPort });
-    stack.envoy = await startEnvoy({ listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters });
+    const ctx = { idp, fhir, audience, listenPort };
+    const filterConfig = config === null ? null : config(ctx);
+    const filters = typeof extraFilters === 'function' ? extraFilters(ctx) : extraFilters;
+    stack.envoy = await startEnvoy({
+      listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters, extraFilters: filters,
+    });
   } catch (err) {
     await stack.stop();
     throw err;
