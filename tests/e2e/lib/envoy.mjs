@@ -135,9 +135,26 @@ function sleep(ms) {
 
 /** Envoys started by this process: killed when it exits, whatever the reason. */
 const live = new Set();
-process.once('exit', () => {
-  for (const envoy of live) envoy.child?.kill('SIGKILL');
-});
+function killLive() {
+  for (const envoy of live) {
+    envoy.child?.kill('SIGKILL');
+    fs.rmSync(envoy.pidFile, { force: true });
+  }
+}
+process.once('exit', killLive);
+let signalsHooked = false;
+/** On SIGINT/SIGTERM, kill Envoys and exit, unless the program handles those signals itself. */
+function hookSignals() {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+    if (process.listenerCount(sig) > 0) continue;
+    process.once(sig, () => {
+      killLive();
+      process.exit(code);
+    });
+  }
+}
 
 /** A running Envoy. */
 export class Envoy {
@@ -198,8 +215,10 @@ export class Envoy {
       '--component-log-level', 'wasm:info',
       '--log-path', this.logFile,
     ];
+    hookSignals();
     this.child = spawn(ENVOY_BIN, args, { stdio: ['ignore', 'ignore', 'ignore'] });
     const pidFile = this.configFile.replace(/\.json$/, '.pid');
+    this.pidFile = pidFile;
     if (this.child.pid) fs.writeFileSync(pidFile, String(this.child.pid));
     live.add(this);
     this.exited = new Promise((resolve) => {
