@@ -1,1 +1,368 @@
-//! TODO
+//! CEL rules (contract §1 `rules`, §2 vocabulary): compiled once at configuration time, evaluated
+//! per request. Pure logic: no I/O, no clock, no `proxy_wasm`.
+//!
+//! A `deny` rule applies when its `match` is true (or absent) and then its `expression` must be
+//! true; a false result, a non-boolean result or an evaluation error denies (fail closed). All
+//! applicable rules are evaluated in order and the first denial wins (deny overrides). A `flag`
+//! rule never denies: when `match` and `expression` are both true its name is reported (for the
+//! audit trail, e.g. break-the-glass access); its errors are only traced.
+//!
+//! The functions rules may call are listed in [`functions`]; the checks made at compile time in
+//! [`lint`].
+
+mod convert;
+mod error;
+pub mod functions;
+pub mod lint;
+mod model;
+pub mod net;
+pub mod scope;
+mod syntax;
+
+use std::sync::Arc;
+
+use cel_interpreter::{Context, Value};
+use cel_parser::ast::IdedExpr;
+
+pub use convert::{describe_error, json_to_cel};
+pub use error::{Field, RuleError};
+pub use model::{
+    Effect, Phase, RuleConfig, RuleInput, RuleOutcome, RuleTrace, RuleVerdict, StepUp,
+};
+
+/// Longest rule name.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest CEL source of one `match` or `expression`, in bytes.
+pub const MAX_SOURCE_LEN: usize = 4096;
+/// Longest `message`.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Variables of request-phase rules.
+pub const REQUEST_VARIABLES: &[&str] = &["request", "source", "token", "fhir"];
+/// Variables of response-phase rules (the request ones plus `resource`).
+pub const RESPONSE_VARIABLES: &[&str] = &["request", "source", "token", "fhir", "resource"];
+
+#[derive(Debug)]
+struct CompiledRule {
+    name: String,
+    effect: Effect,
+    phase: Phase,
+    match_: Option<IdedExpr>,
+    expression: IdedExpr,
+    message: String,
+    step_up: Option<StepUp>,
+}
+
+struct Inner {
+    root: Context<'static>,
+    rules: Vec<CompiledRule>,
+}
+
+/// A compiled, validated list of rules. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct RuleSet {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field(
+                "rules",
+                &self
+                    .inner
+                    .rules
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet::from_compiled(Vec::new())
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+fn check_step_up(rule: &RuleConfig) -> Result<(), String> {
+    let Some(s) = &rule.step_up else {
+        return Ok(());
+    };
+    if rule.effect != Effect::Deny {
+        return Err("only deny rules can ask for step-up".to_string());
+    }
+    let v = &s.acr_values;
+    if v.trim().is_empty() {
+        return Err("acrValues must not be empty".to_string());
+    }
+    if v.len() > 512 || v != v.trim() || v.contains("  ") {
+        return Err(
+            "acrValues must be single-space-separated values, at most 512 bytes".to_string(),
+        );
+    }
+    if !v
+        .bytes()
+        .all(|b| b == b' ' || ((0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\'))
+    {
+        return Err("acrValues may only hold printable ASCII without '\"' and '\\'".to_string());
+    }
+    Ok(())
+}
+
+/// Compiles one rule, pushing every problem found into `errors`.
+fn compile_rule(
+    index: usize,
+    cfg: &RuleConfig,
+    errors: &mut Vec<RuleError>,
+) -> Option<CompiledRule> {
+    if cfg.name.is_empty() {
+        errors.push(RuleError::EmptyName { index });
+        return None;
+    }
+    if !valid_name(&cfg.name) {
+        errors.push(RuleError::InvalidName {
+            index,
+            name: cfg.name.chars().take(MAX_NAME_LEN).collect(),
+        });
+        return None;
+    }
+    let name = cfg.name.clone();
+    let before = errors.len();
+    if let Some(m) = &cfg.message {
+        if m.is_empty() || m.len() > MAX_MESSAGE_LEN || m.chars().any(char::is_control) {
+            errors.push(RuleError::Text {
+                rule: name.clone(),
+                problem: format!(
+                    "message must be 1-{MAX_MESSAGE_LEN} bytes without control characters"
+                ),
+            });
+        }
+    }
+    if let Err(problem) = check_step_up(cfg) {
+        errors.push(RuleError::StepUp {
+            rule: name.clone(),
+            problem,
+        });
+    }
+    let vars = match cfg.phase {
+        Phase::Request => REQUEST_VARIABLES,
+        Phase::Response => RESPONSE_VARIABLES,
+    };
+    let match_ = match cfg
+        .match_
+        .as_deref()
+        .map(|m| lint::compile_expr(&name, Field::Match, m, vars))
+    {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+    };
+    let expression = lint::compile_expr(&name, Field::Expression, &cfg.expression, vars)
+        .map_err(|e| errors.push(e))
+        .ok();
+    if errors.len() > before {
+        return None;
+    }
+    Some(CompiledRule {
+        message: cfg
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("denied by policy rule '{name}'")),
+        name,
+        effect: cfg.effect,
+        phase: cfg.phase,
+        match_,
+        expression: expression?,
+        step_up: cfg.step_up.clone(),
+    })
+}
+
+fn eval_bool(expr: &IdedExpr, scope: &Context) -> Result<bool, String> {
+    match Value::resolve(expr, scope) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("the result is a {}, not a bool", other.type_of())),
+        Err(e) => Err(describe_error(&e)),
+    }
+}
+
+impl CompiledRule {
+    fn run(&self, scope: &Context) -> RuleOutcome {
+        if let Some(m) = &self.match_ {
+            match eval_bool(m, scope) {
+                Ok(true) => {}
+                Ok(false) => return RuleOutcome::NotApplicable,
+                Err(reason) => {
+                    return RuleOutcome::Error {
+                        field: Field::Match,
+                        reason,
+                    }
+                }
+            }
+        }
+        match (eval_bool(&self.expression, scope), self.effect) {
+            (Ok(true), Effect::Deny) => RuleOutcome::Held,
+            (Ok(false), Effect::Deny) => RuleOutcome::Violated,
+            (Ok(true), Effect::Flag) => RuleOutcome::Flagged,
+            (Ok(false), Effect::Flag) => RuleOutcome::NotFlagged,
+            (Err(reason), _) => RuleOutcome::Error {
+                field: Field::Expression,
+                reason,
+            },
+        }
+    }
+}
+
+impl RuleSet {
+    fn from_compiled(rules: Vec<CompiledRule>) -> RuleSet {
+        RuleSet {
+            inner: Arc::new(Inner {
+                root: functions::root_context(),
+                rules,
+            }),
+        }
+    }
+
+    /// Compiles and lints the rules; the error names the first bad rule and why (parse error,
+    /// unknown variable or function, wrong arguments, non-boolean result, bad step-up, empty,
+    /// invalid or duplicate name).
+    pub fn compile(rules: &[RuleConfig]) -> Result<RuleSet, RuleError> {
+        match Self::compile_all(rules) {
+            Ok(set) => Ok(set),
+            Err(mut errors) => Err(errors.swap_remove(0)),
+        }
+    }
+
+    /// Like [`RuleSet::compile`] but reports every problem found (at least one on `Err`).
+    pub fn compile_all(rules: &[RuleConfig]) -> Result<RuleSet, Vec<RuleError>> {
+        let mut errors = Vec::new();
+        let mut compiled = Vec::with_capacity(rules.len());
+        let mut seen: Vec<&str> = Vec::with_capacity(rules.len());
+        for (index, cfg) in rules.iter().enumerate() {
+            if !cfg.name.is_empty() && seen.contains(&cfg.name.as_str()) {
+                errors.push(RuleError::DuplicateName {
+                    rule: cfg.name.clone(),
+                });
+                continue;
+            }
+            seen.push(&cfg.name);
+            if let Some(rule) = compile_rule(index, cfg, &mut errors) {
+                compiled.push(rule);
+            }
+        }
+        if errors.is_empty() {
+            Ok(RuleSet::from_compiled(compiled))
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Number of rules (both phases).
+    pub fn len(&self) -> usize {
+        self.inner.rules.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.inner.rules.is_empty()
+    }
+
+    /// True when some rule runs on responses (the engine then buffers response bodies).
+    pub fn has_response_rules(&self) -> bool {
+        self.inner.rules.iter().any(|r| r.phase == Phase::Response)
+    }
+
+    /// Names of the rules in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.inner.rules.iter().map(|r| r.name.as_str())
+    }
+
+    /// Evaluates the request-phase rules.
+    pub fn evaluate(&self, input: &RuleInput) -> RuleVerdict {
+        self.run_phase(Phase::Request, input, None)
+    }
+
+    /// Evaluates the response-phase rules with `resource` bound to the returned resource.
+    pub fn evaluate_response(
+        &self,
+        input: &RuleInput,
+        resource: &serde_json::Value,
+    ) -> RuleVerdict {
+        self.run_phase(Phase::Response, input, Some(resource))
+    }
+
+    fn run_phase(
+        &self,
+        phase: Phase,
+        input: &RuleInput,
+        resource: Option<&serde_json::Value>,
+    ) -> RuleVerdict {
+        let mut trace = Vec::new();
+        let mut flags = Vec::new();
+        let mut denial: Option<(usize, bool)> = None;
+        if !self.inner.rules.iter().any(|r| r.phase == phase) {
+            return RuleVerdict::Allow { flags, trace };
+        }
+        let mut scope = self.inner.root.new_inner_scope();
+        scope.add_variable_from_value("request", json_to_cel(&input.request));
+        scope.add_variable_from_value("source", json_to_cel(&input.source));
+        scope.add_variable_from_value("token", json_to_cel(&input.token));
+        scope.add_variable_from_value("fhir", json_to_cel(&input.fhir));
+        if let Some(r) = resource {
+            scope.add_variable_from_value("resource", json_to_cel(r));
+        }
+        for (i, rule) in self.inner.rules.iter().enumerate() {
+            if rule.phase != phase {
+                continue;
+            }
+            let outcome = rule.run(&scope);
+            match (&outcome, rule.effect) {
+                (RuleOutcome::Violated, Effect::Deny) if denial.is_none() => {
+                    denial = Some((i, false))
+                }
+                (RuleOutcome::Error { .. }, Effect::Deny) if denial.is_none() => {
+                    denial = Some((i, true))
+                }
+                (RuleOutcome::Flagged, _) => flags.push(rule.name.clone()),
+                _ => {}
+            }
+            trace.push(RuleTrace {
+                rule: rule.name.clone(),
+                effect: rule.effect,
+                outcome,
+            });
+        }
+        match denial.and_then(|(i, error)| self.inner.rules.get(i).map(|r| (r, error))) {
+            None => RuleVerdict::Allow { flags, trace },
+            Some((rule, error)) => RuleVerdict::Deny {
+                rule: rule.name.clone(),
+                message: if error {
+                    format!("policy rule '{}' could not be evaluated", rule.name)
+                } else {
+                    rule.message.clone()
+                },
+                step_up: if error { None } else { rule.step_up.clone() },
+                error,
+                trace,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The data of the rule layer: rules as configured, the inputs of an evaluation and its results.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::Field;
+
+/// What a rule does when it applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// The expression must hold, else the request is denied (default).
+    #[default]
+    Deny,
+    /// When the expression holds, the rule's name is reported as a flag; never denies.
+    Flag,
+}
+
+impl Effect {
+    pub(crate) fn is_deny(&self) -> bool {
+        *self == Effect::Deny
+    }
+}
+
+/// When a rule runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// On the request, before it is forwarded (default).
+    #[default]
+    Request,
+    /// On the upstream's response; the rule also sees `resource` (the returned resource).
+    Response,
+}
+
+impl Phase {
+    pub(crate) fn is_request(&self) -> bool {
+        *self == Phase::Request
+    }
+}
+
+/// Step-up authentication asked for when a deny rule denies (RFC 9470): the filter answers 401
+/// `insufficient_user_authentication` with these `acr_values` (and `max_age`) instead of 403.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StepUp {
+    /// Space-separated ACR values the client should request.
+    pub acr_values: String,
+    /// Maximum age of the authentication in seconds, if required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+}
+
+/// One rule as written in the configuration or a policy file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleConfig {
+    /// Unique name, reported in denials, flags and audit records.
+    pub name: String,
+    /// Free text for readers of the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// CEL bool: when the rule applies (always when absent).
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub match_: Option<String>,
+    /// CEL bool: must hold (deny rules) or raises the flag (flag rules).
+    pub expression: String,
+    /// Message of the denial (a default naming the rule otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `deny` (default) or `flag`.
+    #[serde(default, skip_serializing_if = "Effect::is_deny")]
+    pub effect: Effect,
+    /// `request` (default) or `response`.
+    #[serde(default, skip_serializing_if = "Phase::is_request")]
+    pub phase: Phase,
+    /// Ask for step-up authentication instead of a plain 403 (deny rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<StepUp>,
+}
+
+/// The variables of one evaluation, as JSON (contract §2). Each should be an object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleInput {
+    /// `request.*`: method, path, host, headers, query.
+    pub request: serde_json::Value,
+    /// `source.*`: address.
+    pub source: serde_json::Value,
+    /// `token.*`: kind, issuer, subject, clientId, scopes, patient, fhirUser, claims.
+    pub token: serde_json::Value,
+    /// `fhir.*`: interaction, resourceType, id, versionId, operation, compartment, params.
+    pub fhir: serde_json::Value,
+}
+
+/// What happened to one rule during an evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOutcome {
+    /// `match` was false: the rule did not apply.
+    NotApplicable,
+    /// Deny rule: the expression held.
+    Held,
+    /// Deny rule: the expression was false.
+    Violated,
+    /// Flag rule: the expression was true, the flag is raised.
+    Flagged,
+    /// Flag rule: the expression was false.
+    NotFlagged,
+    /// Evaluation failed or gave a non-boolean (deny rules deny).
+    Error {
+        /// Which field failed.
+        field: Field,
+        /// Data-free description.
+        reason: String,
+    },
+}
+
+/// One line of the explanation of a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's effect.
+    pub effect: Effect,
+    /// What happened.
+    pub outcome: RuleOutcome,
+}
+
+/// The result of evaluating the rules of one phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleVerdict {
+    /// Every applicable deny rule held.
+    Allow {
+        /// Names of the flag rules that fired, in rule order.
+        flags: Vec<String>,
+        /// Every rule of the phase, in order.
+        trace: Vec<RuleTrace>,
+    },
+    /// A deny rule was violated or failed; the first one in order is reported.
+    Deny {
+        /// The denying rule's name.
+        rule: String,
+        /// Its message (or, on error, a message saying evaluation failed).
+        message: String,
+        /// Step-up to ask for (only when the rule was violated, not on error).
+        step_up: Option<StepUp>,
+        /// True when the denial comes from an evaluation error.
+        error: bool,
+        /// Every rule of the phase, in order.
+        trace: Vec<RuleTrace>,
+    },
+}
+
+impl RuleVerdict {
+    /// The evaluation trace.
+    pub fn trace(&self) -> &[RuleTrace] {
+        match self {
+            RuleVerdict::Allow { trace, .. } | RuleVerdict::Deny { trace, .. } => trace,
+        }
+    }
+
+    /// True for `Allow`.
+    pub fn is_allow(&self) -> bool {
+        matches!(self, RuleVerdict::Allow { .. })
+    }
+}

@@ -1,0 +1,313 @@
+//! Configuration-time behaviour: parsing, linting, validation.
+
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn rule_config_parses_contract_shape_and_rejects_unknown_keys() {
+    let r: RuleConfig = serde_json::from_value(json!({
+        "name": "sensitive-needs-consent",
+        "match": "fhir.resourceType == 'Observation'",
+        "expression": "!has(fhir.params.category) || !('sensitive' in fhir.params.category) || 'research' in token.claims.consent",
+        "message": "patient consent does not cover sensitive observations",
+        "stepUp": {"acrValues": "urn:mfa", "maxAge": 300}
+    }))
+    .unwrap();
+    assert_eq!(r.effect, Effect::Deny);
+    assert_eq!(r.phase, Phase::Request);
+    assert_eq!(r.step_up.as_ref().unwrap().max_age, Some(300));
+    assert!(serde_json::from_value::<RuleConfig>(
+        json!({"name": "a", "expression": "true", "bogus": 1})
+    )
+    .is_err());
+    assert!(serde_json::from_value::<RuleConfig>(
+        json!({"name": "a", "expression": "true", "effect": "allow"})
+    )
+    .is_err());
+    assert!(serde_json::from_value::<RuleConfig>(
+        json!({"name": "a", "expression": "true", "stepUp": {"acrValues": "x", "max_age": 1}})
+    )
+    .is_err());
+    // round trip keeps the camelCase shape and omits defaults
+    let back = serde_json::to_value(&r).unwrap();
+    assert!(
+        back.get("match").is_some() && back.get("effect").is_none() && back.get("stepUp").is_some()
+    );
+}
+
+#[test]
+fn contract_example_rule_compiles_and_runs() {
+    let set = RuleSet::compile(&[rule(
+        "sensitive-needs-consent",
+        Some("fhir.resourceType == 'Observation'"),
+        "!has(fhir.params.category) || !('sensitive' in fhir.params.category) || 'research' in token.claims.consent",
+    )])
+    .unwrap();
+    // consent is a plain string here: strict `in` refuses it instead of doing a substring test
+    let v = set.evaluate(&input());
+    let (name, _, error, _) = deny_of(&v);
+    assert_eq!(name, "sensitive-needs-consent");
+    assert!(error);
+    let mut ok = input();
+    ok.token["claims"]["consent"] = json!(["research"]);
+    assert!(set.evaluate(&ok).is_allow());
+    let mut no = input();
+    no.token["claims"]["consent"] = json!(["treatment"]);
+    assert!(!set.evaluate(&no).is_allow());
+}
+
+#[test]
+fn empty_invalid_and_duplicate_names() {
+    assert_eq!(
+        compile_err(&[rule("", None, "true")]),
+        RuleError::EmptyName { index: 0 }
+    );
+    assert!(matches!(
+        compile_err(&[rule("has space", None, "true")]),
+        RuleError::InvalidName { .. }
+    ));
+    assert!(matches!(
+        compile_err(&[rule("-x", None, "true")]),
+        RuleError::InvalidName { .. }
+    ));
+    assert!(matches!(
+        compile_err(&[rule(&"a".repeat(129), None, "true")]),
+        RuleError::InvalidName { .. }
+    ));
+    let e = compile_err(&[rule("a", None, "true"), rule("a", None, "true")]);
+    assert_eq!(e, RuleError::DuplicateName { rule: "a".into() });
+    assert_eq!(e.code(), "rule_duplicate_name");
+    assert!(e.to_string().contains("'a'"));
+}
+
+#[test]
+fn parse_errors_name_rule_and_field() {
+    let e = compile_err(&[rule("bad-cel", Some("fhir.id =="), "true")]);
+    assert!(
+        matches!(
+            e,
+            RuleError::Parse {
+                field: Field::Match,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("bad-cel") && msg.contains("`match`"), "{msg}");
+    assert!(matches!(
+        one_err("(("),
+        RuleError::Parse {
+            field: Field::Expression,
+            ..
+        }
+    ));
+    assert!(matches!(one_err("   "), RuleError::Parse { .. }));
+}
+
+#[test]
+fn unknown_variables_are_refused() {
+    let e = one_err("requst.method == 'GET'");
+    assert!(
+        matches!(&e, RuleError::UnknownVariable { name, .. } if name == "requst"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("request, source, token, fhir"));
+    // `resource` only in the response phase
+    assert!(matches!(
+        one_err("resource.resourceType == 'Patient'"),
+        RuleError::UnknownVariable { .. }
+    ));
+    let resp = RuleConfig {
+        phase: Phase::Response,
+        ..rule("resp", None, "resource.resourceType == 'Patient'")
+    };
+    assert!(RuleSet::compile(&[resp]).is_ok());
+    // comprehension variables are scoped to the macro
+    assert!(RuleSet::compile(&[rule("ok", None, "token.scopes.all(s, s != '')")]).is_ok());
+    assert!(matches!(
+        one_err("token.scopes.all(s, s != '') && s == ''"),
+        RuleError::UnknownVariable { .. }
+    ));
+}
+
+#[test]
+fn unknown_functions_and_bad_calls_are_refused() {
+    assert!(matches!(
+        one_err("lower(token.subject) == 'x'"),
+        RuleError::UnknownFunction { .. }
+    ));
+    assert!(matches!(
+        one_err("token.subject.split(',') == []"),
+        RuleError::UnknownFunction { .. }
+    ));
+    assert!(matches!(
+        one_err("timestamp('2020-01-01T00:00:00Z') == 1"),
+        RuleError::UnknownFunction { .. }
+    ));
+    let e = one_err("hasScope(token.scopes)");
+    assert!(
+        matches!(&e, RuleError::BadCall { function, .. } if function == "hasScope"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("takes 2"));
+    assert!(matches!(
+        one_err("token.scopes.hasScope('openid')"),
+        RuleError::BadCall { .. }
+    ));
+    assert!(matches!(
+        one_err("size(token.scopes, 1) == 1"),
+        RuleError::BadCall { .. }
+    ));
+    assert!(matches!(
+        one_err("all(token.scopes)"),
+        RuleError::BadCall { .. }
+    ));
+    assert!(matches!(
+        one_err("hasAny(token.scopes, 'openid')"),
+        RuleError::BadCall { .. }
+    ));
+    assert!(matches!(
+        one_err("inCidr(source.address, 8)"),
+        RuleError::BadCall { .. }
+    ));
+}
+
+#[test]
+fn literal_arguments_are_validated() {
+    for expr in [
+        "hasScope(token.scopes, 'patient/Observation.sr')",
+        "hasScope(token.scopes, 'system/observation.r')",
+        "inCidr(source.address, '10.0.0.1/8')",
+        "inCidr(source.address, ['10.0.0.0/8', '300.0.0.0/8'])",
+        "inCidr(source.address, ['10.0.0.0/8', 8])",
+        "refId('123') == ''",
+        "paramValues(fhir.params, '') == []",
+    ] {
+        let e = one_err(expr);
+        assert!(matches!(e, RuleError::BadLiteral { .. }), "{expr}: {e:?}");
+    }
+}
+
+#[test]
+fn non_boolean_results_are_refused_when_known() {
+    for expr in [
+        "'abc'",
+        "1 + 2",
+        "[true]",
+        "{'a': true}",
+        "null",
+        "refId('Patient/1')",
+        "size(token.scopes)",
+    ] {
+        let e = one_err(expr);
+        assert!(matches!(e, RuleError::NotBool { .. }), "{expr}: {e:?}");
+    }
+    assert!(matches!(
+        one_err("'abc' && true"),
+        RuleError::NotBool { .. }
+    ));
+    assert!(matches!(one_err("!1"), RuleError::NotBool { .. }));
+    assert!(matches!(
+        one_err("1 ? true : false"),
+        RuleError::NotBool { .. }
+    ));
+    assert!(matches!(one_err("'a' in 'abc'"), RuleError::NotBool { .. }));
+    assert!(matches!(
+        one_err("'abc'.all(c, true)"),
+        RuleError::BadCall { .. }
+    ));
+    // bool-typed things are fine
+    for expr in [
+        "true",
+        "has(token.patient)",
+        "token.scopes.exists(s, s == 'x')",
+        "[1].exists_one(x, x == 1)",
+    ] {
+        assert!(RuleSet::compile(&[rule("r", None, expr)]).is_ok(), "{expr}");
+    }
+}
+
+#[test]
+fn unsupported_syntax_is_refused() {
+    let e = one_err("google.protobuf.Value{string_value: 'x'} == 1");
+    assert!(
+        matches!(e, RuleError::Unsupported { .. } | RuleError::Parse { .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn oversized_and_deep_expressions_are_refused_without_crashing() {
+    let long = format!("'{}' == ''", "a".repeat(MAX_SOURCE_LEN));
+    assert!(matches!(one_err(&long), RuleError::TooComplex { .. }));
+    let nested = format!("{}true{}", "(".repeat(200), ")".repeat(200));
+    assert!(matches!(one_err(&nested), RuleError::TooComplex { .. }));
+    let chain = format!("{} == 300", vec!["1"; 300].join(" + "));
+    assert!(matches!(one_err(&chain), RuleError::TooComplex { .. }));
+    // && and || chains are balanced by the parser and stay shallow
+    let ands = vec!["true"; 300].join(" && ");
+    assert!(RuleSet::compile(&[rule("ands", None, &ands)]).is_ok());
+    // repeated unary operators are refused (cel-parser 0.10 reads !!x as !x)
+    let nots = format!("{}true", "!".repeat(1000));
+    assert!(matches!(one_err(&nots), RuleError::Parse { .. }));
+    assert!(matches!(one_err("!!true"), RuleError::Parse { .. }));
+    // brackets inside strings do not count
+    let quoted = format!("'{}' != ''", "(".repeat(100));
+    assert!(RuleSet::compile(&[rule("q", None, &quoted)]).is_ok());
+}
+
+#[test]
+fn step_up_and_message_validation() {
+    let mut r = rule("s", None, "false");
+    r.step_up = Some(StepUp {
+        acr_values: "urn:x \"injected\"".into(),
+        max_age: None,
+    });
+    assert!(matches!(
+        compile_err(&[r.clone()]),
+        RuleError::StepUp { .. }
+    ));
+    r.step_up = Some(StepUp {
+        acr_values: "".into(),
+        max_age: None,
+    });
+    assert!(matches!(
+        compile_err(&[r.clone()]),
+        RuleError::StepUp { .. }
+    ));
+    r.step_up = Some(StepUp {
+        acr_values: "urn:a\r\nx".into(),
+        max_age: None,
+    });
+    assert!(matches!(
+        compile_err(&[r.clone()]),
+        RuleError::StepUp { .. }
+    ));
+    let mut f = flag("f", None, "true");
+    f.step_up = Some(StepUp {
+        acr_values: "urn:mfa".into(),
+        max_age: None,
+    });
+    assert!(matches!(compile_err(&[f]), RuleError::StepUp { .. }));
+    let mut m = rule("m", None, "true");
+    m.message = Some("line\nbreak".into());
+    assert!(matches!(compile_err(&[m]), RuleError::Text { .. }));
+}
+
+#[test]
+fn compile_all_reports_every_problem() {
+    let errs = RuleSet::compile_all(&[
+        rule("a", Some("nope == 1"), "also_nope"),
+        rule("b", None, "true"),
+        rule("b", None, "true"),
+        rule("", None, "true"),
+    ])
+    .unwrap_err();
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert_eq!(errs[0].rule(), Some("a"));
+    assert_eq!(errs[1].rule(), Some("a"));
+    assert!(matches!(errs[2], RuleError::DuplicateName { .. }));
+    assert!(matches!(errs[3], RuleError::EmptyName { index: 3 }));
+}
