@@ -1,25 +1,38 @@
 //! Wasm tests: the crate's pure logic compiled for `wasm32-unknown-unknown` and run under Node by
-//! `wasm-bindgen-test-runner` (`make wasm-test`). Placeholder until the decision-logic suite lands:
-//! it proves the pipeline (target, runner, dependencies) works on wasm.
+//! `wasm-bindgen-test-runner` (`make wasm-test`). A starting point: the configuration parser on
+//! wasm; the decision-logic suite replaces or extends it.
 #![cfg(target_arch = "wasm32")]
 
-use sha2::{Digest, Sha256};
+use fhirgate::config::Config;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+const GOOD: &str = r#"{
+  "fhir": { "basePath": "/fhir" },
+  "providers": [{
+    "name": "main",
+    "issuer": "https://idp.example.org",
+    "audiences": ["https://fhir.example.org/fhir"],
+    "jwks": { "remote": { "cluster": "idp", "authority": "idp.example.org", "path": "/jwks",
+                          "refresh": "60s", "timeout": "2s" } },
+    "clockSkew": "30s"
+  }]
+}"#;
+
 #[wasm_bindgen_test]
-fn sha256_matches_the_fips_180_vector() {
-    let digest = Sha256::digest(b"abc");
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(
-        hex,
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+fn a_valid_configuration_parses_on_wasm() {
+    let config = Config::from_json(GOOD.as_bytes()).unwrap();
+    assert!(config
+        .provider_by_issuer("https://idp.example.org")
+        .is_some());
+    assert!(config
+        .provider_by_issuer("https://evil.example.org")
+        .is_none());
 }
 
 #[wasm_bindgen_test]
-fn serde_json_round_trips_a_plugin_config() {
-    let text = r#"{"fhir":{"basePath":"/fhir"},"providers":[]}"#;
-    let value: serde_json::Value = serde_json::from_str(text).unwrap();
-    assert_eq!(value["fhir"]["basePath"], "/fhir");
-    assert_eq!(serde_json::to_string(&value).unwrap(), text);
+fn an_unknown_key_is_rejected_and_named_on_wasm() {
+    let bad = GOOD.replace("\"clockSkew\"", "\"clockSkw\"");
+    let err = Config::from_json(bad.as_bytes()).unwrap_err();
+    assert!(err.key.contains("providers"), "key: {}", err.key);
+    assert!(format!("{} {}", err.key, err.reason).contains("clockSkw"));
 }

@@ -1,14 +1,11 @@
 // What upstream receives (contract §4), the audit trail in Envoy's log and the metrics at
 // /stats/prometheus (issue "An audit trail, metrics and identity forwarding", item 5).
 //
-// Header stripping and "no token in the log" are contract and run now; the audit record and metric
-// checks are `todo` until that issue lands.
+// Audit records are the `fhirgate.audit {json}` lines of Envoy's log (src/audit.rs AUDIT_PREFIX).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { bearer, startStack } from './lib/stack.mjs';
-
-const TODO = process.env.FHIRGATE_E2E_STRICT ? false : 'audit and metrics (issue 6) not merged yet';
+import { bearer, eventually, startStack } from './lib/stack.mjs';
 
 describe('forwarding, audit and metrics', () => {
   let stack;
@@ -56,28 +53,32 @@ describe('forwarding, audit and metrics', () => {
     assert.ok(!log.includes(sig.slice(0, 40)), 'the token signature is in the log');
   });
 
-  test('one audit record per decision, with the request id', { todo: TODO }, async () => {
-    const tok = await idp.token({ scope: 'system/*.rs' });
-    const before = envoy.log().length;
+  test('one audit record per decision, with the request id', async () => {
+    const tok = await idp.token({ scope: 'system/*.rs', patient: 'pat-alice' });
+    const count = envoy.auditRecords().length;
     const allowed = await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok) });
-    const denied = await envoy.request('/fhir/Patient/pat-alice');
     assert.equal(allowed.status, 200);
+    const upstreamId = fhir.requests.at(-1).headers['x-request-id'];
+    const denied = await envoy.request('/fhir/Patient/pat-bob');
     assert.equal(denied.status, 401);
-    await new Promise((r) => setTimeout(r, 500));
-    const fresh = envoy.log().slice(before);
-    const records = fresh.split('\n').map((l) => {
-      const i = l.indexOf('{');
-      try {
-        return i >= 0 ? JSON.parse(l.slice(i)) : null;
-      } catch {
-        return null;
-      }
-    }).filter(Boolean);
-    assert.ok(records.length >= 2, `audit records in the log:\n${fresh.slice(0, 2000)}`);
-    assert.ok(!fresh.includes(tok.access_token.split('.')[2]));
+    const records = await eventually(() => {
+      const r = envoy.auditRecords().slice(count);
+      return r.length >= 2 ? r : null;
+    }, { timeoutMs: 5000, intervalMs: 100 });
+    assert.ok(records, `audit records in the log:\n${envoy.log().slice(-2000)}`);
+    const allow = records.find((r) => r.requestId === upstreamId);
+    assert.ok(allow, `an audit record with the upstream's x-request-id ${upstreamId}`);
+    assert.equal(allow.outcome, 'allow');
+    const deny = records.find((r) => r.outcome === 'deny');
+    assert.ok(deny, 'a deny record');
+    assert.equal(deny.status, 401);
+    assert.ok(typeof deny.reason === 'string' && deny.reason.length > 0);
+    const text = JSON.stringify(records);
+    assert.ok(!text.includes(tok.access_token.split('.')[1]), 'token in an audit record');
+    assert.ok(!text.includes(tok.access_token.split('.')[2].slice(0, 40)), 'token in an audit record');
   });
 
-  test('fhirgate metrics are visible at /stats/prometheus', { todo: TODO }, async () => {
+  test('fhirgate metrics are visible at /stats/prometheus', async () => {
     const text = await envoy.prometheus();
     assert.match(text, /fhirgate/);
   });

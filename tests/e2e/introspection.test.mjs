@@ -27,7 +27,7 @@ describe('opaque tokens', () => {
       });
       ({ envoy, idp } = stack);
     } catch (err) {
-      // Reported by every test (todo tests do not fail the run until the feature lands).
+      // Reported by every test (a todo test does not fail the run).
       setupError = err;
     }
   });

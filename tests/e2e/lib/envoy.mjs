@@ -120,9 +120,10 @@ export function renderBootstrap({
   };
 }
 
-/** Runs `envoy --mode validate -c file`; returns `{ ok, output }`. */
+/** Runs `envoy --mode validate -c file` in the repository root; returns `{ ok, output }`. */
 export function validateConfig(file) {
   const res = spawnSync(ENVOY_BIN, ['--mode', 'validate', '-c', file, '-l', 'error', '--disable-hot-restart'], {
+    cwd: REPO, // the example loads target/... relative to the working directory
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -188,6 +189,21 @@ export class Envoy {
     return (await this.admin('/stats/prometheus')).text;
   }
 
+  /** fhirgate's audit records in the log so far (lines with `fhirgate.audit {json}`). */
+  auditRecords() {
+    const out = [];
+    for (const line of this.log().split('\n')) {
+      const i = line.indexOf('fhirgate.audit {');
+      if (i < 0) continue;
+      try {
+        out.push(JSON.parse(line.slice(i + 'fhirgate.audit '.length)));
+      } catch {
+        // a partial line at the end of the file
+      }
+    }
+    return out;
+  }
+
   /** Counters and gauges as a `{ name: value }` map from admin `/stats?format=json`. */
   async stats(filter) {
     const q = filter ? `?format=json&filter=${encodeURIComponent(filter)}` : '?format=json';
@@ -197,7 +213,7 @@ export class Envoy {
     return out;
   }
 
-  /** The Envoy log so far. */
+  /** The Envoy log so far (flushed every 100 ms). */
   log() {
     try {
       return fs.readFileSync(this.logFile, 'utf8');
@@ -214,6 +230,8 @@ export class Envoy {
       '-l', process.env.ENVOY_LOG_LEVEL ?? 'warning',
       '--component-log-level', 'wasm:info',
       '--log-path', this.logFile,
+      // Tests read the log (audit records): flush it quickly (default 10 s).
+      '--file-flush-interval-msec', '100',
     ];
     hookSignals();
     this.child = spawn(ENVOY_BIN, args, { stdio: ['ignore', 'ignore', 'ignore'] });
