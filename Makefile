@@ -28,7 +28,7 @@ export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen wasm fmt-check clippy unit \
-        policy-test wasm-test e2e test demo clean-run validate-envoy
+        policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -37,6 +37,7 @@ help:
 	@echo "make wasm       build target/wasm32-wasip1/release/fhirgate.wasm"
 	@echo "make e2e        end-to-end suite against real Envoy, oidc-provider and a FHIR router"
 	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
+	@echo "make bench      stage microbenchmarks + side-by-side Envoy benchmark (bench/results.md); not in make test"
 
 # ---------------------------------------------------------------- tools
 
@@ -133,3 +134,15 @@ clean-run:
 	  fi; \
 	  rm -f "$$f"; \
 	done
+
+# ---------------------------------------------------------------- benchmark (not part of `make test`)
+
+# Criterion microbenchmarks of each stage (a light profile: no LTO, so it builds in reasonable time).
+bench-micro:
+	CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
+	  cargo bench --bench stages -- --warm-up-time 1 --measurement-time 2
+
+# Side-by-side: Envoy alone / native jwt_authn + RBAC / fhirgate, Envoy on core 0, wrk on core 1.
+bench: tools-envoy wasm bench-micro
+	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
+	"$(ROOT)/bench/run.sh"
