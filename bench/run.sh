@@ -47,7 +47,7 @@ start_envoy() { # config-file -> sets EPID
     --base-id 7 >"$WORK/envoy.log" 2>&1 &
   EPID=$!
   PIDS+=("$EPID")
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     curl -fsS "http://127.0.0.1:18001/ready" >/dev/null 2>&1 && return 0
     kill -0 "$EPID" 2>/dev/null || break
     sleep 0.1
@@ -89,7 +89,9 @@ start_envoy "$WORK/envoy-native.json";   run native a "$WORK/token.txt"; run nat
 start_envoy "$WORK/envoy-fhirgate.json"; run fhirgate a "$WORK/token.txt"; run fhirgate b "$WORK/tokens.txt"
 run fhirgate c "$WORK/opaque.txt"; stop_envoy
 
-rps_of() { for r in "${ROWS[@]}"; do IFS='|' read -r s c v _ <<<"$r"; [ "$s|$c" = "$1|$2" ] && echo "$v"; done; }
+rps_of() {
+  for r in "${ROWS[@]}"; do IFS='|' read -r s c v _ <<<"$r"; if [ "$s|$c" = "$1|$2" ]; then echo "$v"; fi; done
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 alone="$(rps_of alone a)"
 {
