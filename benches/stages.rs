@@ -69,8 +69,7 @@ fn fixture() -> Fixture {
         {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": b64(&pc.n), "e": b64(&pc.e)},
         {"kty": "EC", "kid": "es", "alg": "ES256", "crv": "P-256", "x": b64(x), "y": b64(y)},
     ]});
-    let rules: Value =
-        serde_json::from_str(include_str!("../bench/rules.json")).unwrap();
+    let rules: Value = serde_json::from_str(include_str!("../bench/rules.json")).unwrap();
     let config = json!({
         "fhir": {"basePath": "/fhir"},
         "providers": [{

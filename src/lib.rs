@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod crypto;
 pub mod decision;
 pub mod engine;
 pub mod fhir;

@@ -1,5 +1,7 @@
 //! One trusted key bound to one algorithm, wrapping jwt-simple's key types.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jwt_simple::algorithms::{
     ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
     Ed25519PublicKey, EdDSAPublicKeyLike, HS256Key, HS384Key, HS512Key, MACLike, PS256PublicKey,
@@ -11,6 +13,7 @@ use jwt_simple::common::VerificationOptions;
 use jwt_simple::JWTError;
 
 use super::alg::Algorithm;
+use crate::crypto::{RsaHash, RsaPadding, RsaPublicKey};
 
 /// A public key (or HMAC secret) usable with exactly one algorithm.
 #[derive(Clone)]
@@ -27,6 +30,9 @@ pub(crate) enum Verifier {
     Hs256(HS256Key),
     Hs384(HS384Key),
     Hs512(HS512Key),
+    /// RS*/PS* through `crate::crypto::rsa` (Montgomery arithmetic, ~10x faster than
+    /// jwt-simple's pure-Rust path in wasm).
+    FastRsa(Algorithm, Box<RsaPublicKey>),
 }
 
 /// What jwt-simple reported, reduced to what the caller needs.
@@ -40,7 +46,13 @@ pub(crate) enum SigOutcome {
 
 impl Verifier {
     /// Builds an RSA verifier for `alg` from big-endian modulus and exponent.
+    /// Uses the fast verifier when it supports the key (2048-4096 bits, e < 2^64), else jwt-simple.
     pub(crate) fn rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Option<Self> {
+        if rsa_scheme(alg).is_some() {
+            if let Ok(key) = RsaPublicKey::new(n, e) {
+                return Some(Verifier::FastRsa(alg, Box::new(key)));
+            }
+        }
         Some(match alg {
             Algorithm::RS256 => Verifier::Rs256(RS256PublicKey::from_components(n, e).ok()?),
             Algorithm::RS384 => Verifier::Rs384(RS384PublicKey::from_components(n, e).ok()?),
@@ -77,6 +89,7 @@ impl Verifier {
             Verifier::Hs256(_) => Algorithm::HS256,
             Verifier::Hs384(_) => Algorithm::HS384,
             Verifier::Hs512(_) => Algorithm::HS512,
+            Verifier::FastRsa(alg, _) => *alg,
         }
     }
 
@@ -84,6 +97,9 @@ impl Verifier {
     /// this verifier's algorithm, then the signature; its own `exp`/`nbf`/`iat` checks (run at
     /// `now`, never the real clock) are not relied upon.
     pub(crate) fn check(&self, token: &str, typ: &str, now: u64, skew: u64) -> SigOutcome {
+        if let Verifier::FastRsa(alg, key) = self {
+            return check_fast_rsa(*alg, key, token);
+        }
         let options = VerificationOptions {
             artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(now)),
             // Bounded so that jwt-simple's fixed-point time arithmetic cannot overflow.
@@ -107,6 +123,7 @@ impl Verifier {
             Verifier::Hs256(k) => k.verify_token(token, opts),
             Verifier::Hs384(k) => k.verify_token(token, opts),
             Verifier::Hs512(k) => k.verify_token(token, opts),
+            Verifier::FastRsa(..) => return SigOutcome::Invalid,
         };
         match result {
             Ok(_) => SigOutcome::Valid,
@@ -121,6 +138,38 @@ impl Verifier {
                 _ => SigOutcome::Invalid,
             },
         }
+    }
+}
+
+/// Padding and hash of an RSA JWS algorithm.
+fn rsa_scheme(alg: Algorithm) -> Option<(RsaPadding, RsaHash)> {
+    Some(match alg {
+        Algorithm::RS256 => (RsaPadding::Pkcs1v15, RsaHash::Sha256),
+        Algorithm::RS384 => (RsaPadding::Pkcs1v15, RsaHash::Sha384),
+        Algorithm::RS512 => (RsaPadding::Pkcs1v15, RsaHash::Sha512),
+        Algorithm::PS256 => (RsaPadding::Pss, RsaHash::Sha256),
+        Algorithm::PS384 => (RsaPadding::Pss, RsaHash::Sha384),
+        Algorithm::PS512 => (RsaPadding::Pss, RsaHash::Sha512),
+        _ => return None,
+    })
+}
+
+/// Verifies the signature of a compact JWS whose header and payload were already checked by
+/// the caller (three segments, header `alg` equal to `alg`, `typ`, size).
+fn check_fast_rsa(alg: Algorithm, key: &RsaPublicKey, token: &str) -> SigOutcome {
+    let Some((padding, hash)) = rsa_scheme(alg) else {
+        return SigOutcome::Invalid;
+    };
+    let Some((signing_input, sig_b64)) = token.rsplit_once('.') else {
+        return SigOutcome::Invalid;
+    };
+    let Ok(signature) = URL_SAFE_NO_PAD.decode(sig_b64) else {
+        return SigOutcome::Invalid;
+    };
+    if key.verify(padding, hash, signing_input.as_bytes(), &signature) {
+        SigOutcome::Valid
+    } else {
+        SigOutcome::Invalid
     }
 }
 
