@@ -16,7 +16,8 @@ ROOT         := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 VENV         := $(ROOT)/.venv
 ENVOY        := $(VENV)/bin/envoy
 ENVOY_VER    := 1.40.0
-TOOLS        := $(ROOT)/.tools
+# Outside the checkout so a fresh clone on the same machine (CI) reuses it; still installed on demand.
+TOOLS        ?= $(HOME)/.cache/fhirgate/tools
 E2E          := $(ROOT)/tests/e2e
 WASM_OUT     := $(ROOT)/target/wasm32-wasip1/release/fhirgate.wasm
 PYTHON       ?= python3

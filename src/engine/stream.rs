@@ -26,6 +26,8 @@ pub(super) struct Stream {
     body_done: bool,
     /// The proxy was told to pause because of a wait (not just for the body).
     paused: bool,
+    /// The headers went on upstream before the body (see `release_headers`).
+    headers_released: bool,
     waiting_keys: Option<usize>,
     token: Option<Rc<VerifiedToken>>,
     started_ms: u64,
@@ -143,6 +145,7 @@ impl Worker {
                 body: wants.then(Vec::new),
                 body_done: !need_body,
                 paused: false,
+                headers_released: false,
                 waiting_keys: None,
                 token: None,
                 started_ms,
@@ -181,6 +184,10 @@ impl Worker {
         s.body_done = true;
         if s.waiting_keys.is_some() {
             return Action::Pause;
+        }
+        // Whatever the verdict, the stream's headers already went on or are answered here.
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.paused = false;
         }
         self.advance(host, stream, Driver::OwnCallback)
     }
@@ -262,7 +269,7 @@ impl Worker {
             return Action::Continue;
         };
         if !s.body_done {
-            return Action::Pause;
+            return self.release_headers(host, stream, driver);
         }
         let Some(token) = s.token.clone() else {
             return Action::Pause;
@@ -274,16 +281,15 @@ impl Worker {
                 let Some(s) = self.streams.remove(&stream) else {
                     return Action::Continue;
                 };
-                for (name, value) in identity_headers(&self.config.forward, &token) {
-                    host.set_request_header(stream, &name, Some(&value));
-                }
-                if self.config.forward.remove_authorization {
-                    host.set_request_header(stream, "authorization", None);
+                if !s.headers_released {
+                    self.set_forward_headers(host, stream, &token);
                 }
                 match decision.response_check.clone() {
                     Some(check) => {
                         // Compressed answers cannot be checked: ask upstream for identity.
-                        host.set_request_header(stream, "accept-encoding", None);
+                        if !s.headers_released {
+                            host.set_request_header(stream, "accept-encoding", None);
+                        }
                         self.responses.insert(
                             stream,
                             super::response::PendingResponse {
@@ -307,6 +313,40 @@ impl Worker {
                 Action::Continue
             }
         }
+    }
+
+    fn set_forward_headers(&self, host: &dyn Host, stream: StreamId, token: &VerifiedToken) {
+        for (name, value) in identity_headers(&self.config.forward, token) {
+            host.set_request_header(stream, &name, Some(&value));
+        }
+        if self.config.forward.remove_authorization {
+            host.set_request_header(stream, "authorization", None);
+        }
+    }
+
+    /// The token is verified but the decision needs the body. The proxy delivers no body to a
+    /// filter whose headers callback paused (proxy-wasm maps that to "stop all iteration"), so
+    /// the headers go on now, with the identity headers of the verified token, and the decision
+    /// is made at the end of the body: a denial then answers locally and resets the upstream
+    /// request before any of its body was sent.
+    fn release_headers(&mut self, host: &dyn Host, stream: StreamId, driver: Driver) -> Action {
+        let Some(token) = self.streams.get(&stream).and_then(|s| s.token.clone()) else {
+            return Action::Pause;
+        };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Action::Pause;
+        };
+        if s.headers_released {
+            return Action::Pause;
+        }
+        s.headers_released = true;
+        let paused = s.paused;
+        self.set_forward_headers(host, stream, &token);
+        host.set_request_header(stream, "accept-encoding", None);
+        if driver == Driver::Wake && paused {
+            host.resume(stream);
+        }
+        Action::Continue
     }
 
     fn finish_deny(&mut self, host: &dyn Host, stream: StreamId, denial: &Denial) -> Action {
