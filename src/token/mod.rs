@@ -1,1 +1,46 @@
-//! TODO
+//! Bearer token layer: extraction from the `Authorization` header, JWKS loading, JWS verification
+//! (via jwt-simple) with strict claim checks, RFC 7662 introspection parsing, and a per-worker cache
+//! of verified tokens.
+//!
+//! Pure logic: no `proxy_wasm`, no clock (the caller passes `now` in unix seconds), no I/O.
+//! The only way to obtain a [`VerifiedToken`] is through [`verify_jwt`],
+//! [`introspection::parse_response`], the shared-cache form ([`VerifiedToken::from_cache_bytes`])
+//! or the clearly marked policy-tooling constructor ([`VerifiedToken::for_policy_test`]).
+
+pub mod alg;
+pub mod cache;
+pub mod claims;
+pub mod error;
+pub mod extract;
+pub mod introspection;
+pub mod jwks;
+mod jws;
+mod strict_json;
+mod verifier;
+pub mod verify;
+
+pub use alg::Algorithm;
+pub use cache::{token_hash, TokenCache};
+pub use claims::{ClaimNames, TokenKind, VerifiedToken};
+pub use error::{MalformedReason, TokenError};
+pub use extract::{extract_bearer, ExtractError, MAX_TOKEN_LEN};
+pub use introspection::IntrospectionPolicy;
+pub use jwks::{JwksError, KeySet};
+pub use verify::{classify, peek, verify_jwt, JwtPeek, JwtPolicy, TokenShape};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_attacks;
+#[cfg(test)]
+mod tests_cache;
+#[cfg(test)]
+mod tests_claims;
+#[cfg(test)]
+mod tests_extract;
+#[cfg(test)]
+mod tests_introspection;
+#[cfg(test)]
+mod tests_jwks;
+#[cfg(test)]
+mod tests_verify;

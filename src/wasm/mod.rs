@@ -1,1 +1,399 @@
-//! TODO
+//! The glue: the only module that imports `proxy_wasm`. Each proxy callback is forwarded to the
+//! [`Worker`] with a [`WasmHost`]; the worker's answer is returned to the proxy. Hostcalls are
+//! made through `proxy_wasm::hostcalls` and their errors handled (the SDK's trait helpers unwrap).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context as ProxyContext, HttpContext, RootContext};
+use proxy_wasm::types::{
+    Action as ProxyAction, BufferType, ContextType, LogLevel as ProxyLevel, MapType, MetricType,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::engine::{Action, Worker};
+use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
+use crate::outcome::LocalReply;
+
+/// Largest callout response body read (JWKS, introspection); larger ones count as failures.
+const MAX_CALLOUT_BODY: usize = 512 * 1024;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(ProxyLevel::Info);
+    std::panic::set_hook(Box::new(|info| {
+        let _ = hostcalls::log(ProxyLevel::Critical, &format!("fhirgate: internal error, worker VM lost: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { worker: None }) });
+}}
+
+/// The real host: proxy-wasm hostcalls.
+pub struct WasmHost;
+
+thread_local! {
+    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn level(level: LogLevel) -> ProxyLevel {
+    match level {
+        LogLevel::Debug => ProxyLevel::Debug,
+        LogLevel::Info => ProxyLevel::Info,
+        LogLevel::Warn => ProxyLevel::Warn,
+        LogLevel::Error => ProxyLevel::Error,
+        LogLevel::Critical => ProxyLevel::Critical,
+    }
+}
+
+fn metric_id(kind: MetricKind, name: &str) -> Option<u32> {
+    let full = format!("fhirgate.{name}");
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(id) = m.get(&full) {
+            return Some(*id);
+        }
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        let id = hostcalls::define_metric(t, &full).ok()?;
+        m.insert(full, id);
+        Some(id)
+    })
+}
+
+impl Host for WasmHost {
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn log(&self, l: LogLevel, message: &str) {
+        let _ = hostcalls::log(level(l), message);
+    }
+
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), Some(cas))) => Some((value, cas)),
+            _ => None,
+        }
+    }
+
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> Option<u32> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            body,
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .ok()
+    }
+
+    fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+    }
+
+    fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
+        let _ = hostcalls::set_effective_context(stream);
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+            .is_err()
+        {
+            let _ = hostcalls::log(
+                ProxyLevel::Error,
+                "fhirgate: could not send the local reply",
+            );
+        }
+    }
+
+    fn resume(&self, stream: StreamId) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::resume_http_request();
+    }
+
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_map_bytes(MapType::HttpResponseHeaders)
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+    }
+
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_body(&self, stream: StreamId, body: &[u8]) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, usize::MAX, body);
+    }
+
+    fn metric(&self, kind: MetricKind, name: &str, value: i64) {
+        let Some(id) = metric_id(kind, name) else {
+            return;
+        };
+        let _ = match kind {
+            MetricKind::Counter => hostcalls::increment_metric(id, value),
+            MetricKind::Gauge | MetricKind::Histogram => {
+                hostcalls::record_metric(id, u64::try_from(value).unwrap_or(0))
+            }
+        };
+    }
+}
+
+fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
+    if num_headers == 0 {
+        return CalloutResult::Failed;
+    }
+    let status = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
+        .ok()
+        .and_then(|h| h.into_iter().find(|(k, _)| k == ":status"))
+        .and_then(|(_, v)| {
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+        });
+    let Some(status) = status else {
+        return CalloutResult::Failed;
+    };
+    if body_size > MAX_CALLOUT_BODY {
+        return CalloutResult::Failed;
+    }
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    CalloutResult::Response { status, body }
+}
+
+type SharedWorker = Rc<RefCell<Worker>>;
+
+struct Root {
+    worker: Option<SharedWorker>,
+}
+
+impl ProxyContext for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let result = callout_result(num_headers, body_size);
+        if let Some(worker) = &self.worker {
+            if let Ok(mut w) = worker.try_borrow_mut() {
+                w.on_callout_response(&WasmHost, token, result);
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match Config::from_json(&bytes) {
+            Ok(config) => {
+                let digest = Sha256::digest(&bytes);
+                let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+                let worker = Worker::new(config, &id);
+                self.worker = Some(Rc::new(RefCell::new(worker)));
+                let _ = hostcalls::set_tick_period(Duration::from_millis(1000));
+                let _ = hostcalls::log(ProxyLevel::Info, "fhirgate: configuration loaded");
+                true
+            }
+            Err(e) => {
+                let _ = hostcalls::log(ProxyLevel::Critical, &format!("fhirgate: {e}"));
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(worker) = &self.worker {
+            if let Ok(mut w) = worker.try_borrow_mut() {
+                w.on_tick(&WasmHost);
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let worker = self.worker.clone()?;
+        Some(Box::new(Http {
+            id: context_id,
+            worker,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    id: StreamId,
+    worker: SharedWorker,
+}
+
+fn to_proxy(action: Action) -> ProxyAction {
+    match action {
+        Action::Continue => ProxyAction::Continue,
+        Action::Pause => ProxyAction::Pause,
+    }
+}
+
+/// Answers 503 when the worker is busy (re-entrancy should not happen; fail closed if it does).
+fn busy(stream: StreamId) -> ProxyAction {
+    let reply = crate::outcome::Denial::new(
+        crate::outcome::DenyKind::Unavailable,
+        "internal.busy",
+        "the gateway is busy; retry later",
+    )
+    .to_reply("fhirgate", 1);
+    WasmHost.send_reply(stream, &reply);
+    ProxyAction::Pause
+}
+
+/// Replaces a response with 502 when the worker is busy: it might have needed a check.
+fn busy_response(stream: StreamId) -> ProxyAction {
+    let reply = crate::outcome::Denial::new(
+        crate::outcome::DenyKind::BadGateway,
+        "internal.busy",
+        "the gateway could not check the response",
+    )
+    .to_reply("fhirgate", 1);
+    WasmHost.set_response_header(stream, ":status", Some("502"));
+    WasmHost.set_response_header(stream, "content-length", None);
+    for (name, value) in &reply.headers {
+        WasmHost.set_response_header(stream, name, Some(value));
+    }
+    WasmHost.set_response_body(stream, &reply.body);
+    ProxyAction::Continue
+}
+
+impl ProxyContext for Http {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let result = callout_result(num_headers, body_size);
+        if let Ok(mut w) = self.worker.try_borrow_mut() {
+            w.on_callout_response(&WasmHost, token, result);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        if let Ok(mut w) = self.worker.try_borrow_mut() {
+            w.on_stream_done(self.id);
+        }
+        true
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_request_headers(&WasmHost, self.id, end_of_stream)),
+            Err(_) => busy(self.id),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_request_body(&WasmHost, self.id, body_size, end_of_stream)),
+            Err(_) => busy(self.id),
+        }
+    }
+
+    fn on_http_response_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_response_headers(&WasmHost, self.id, end_of_stream)),
+            Err(_) => busy_response(self.id),
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_response_body(&WasmHost, self.id, body_size, end_of_stream)),
+            Err(_) => busy_response(self.id),
+        }
+    }
+}

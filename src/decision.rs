@@ -1,0 +1,358 @@
+//! The decision for an authenticated request: FHIR request model, SMART scopes and patient
+//! compartment, then the CEL rules (deny overrides). Pure: everything comes in as arguments.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::fhir::{
+    body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
+};
+use crate::outcome::{Denial, DenyKind};
+use crate::rules::{RuleInput, RuleVerdict};
+use crate::smart::{
+    authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
+};
+use crate::token::VerifiedToken;
+
+/// The HTTP request as the decision sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// `:method`.
+    pub method: String,
+    /// `:path`, query included, exactly as received.
+    pub path: String,
+    /// `:authority`.
+    pub host: String,
+    /// Request headers, lowercase names, repeated headers joined with `,`. `authorization`,
+    /// `cookie` and fhirgate's own `x-fhirgate-*` headers are never included.
+    pub headers: BTreeMap<String, String>,
+    /// Downstream peer address (`ip:port`).
+    pub source_address: String,
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+}
+
+/// What was decided, with enough context to audit and explain it.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    /// `None` to allow; the denial otherwise.
+    pub denial: Option<Denial>,
+    /// The FHIR request, when the path parsed.
+    pub fhir: Option<FhirRequest>,
+    /// Names of `flag` rules that fired (e.g. break-the-glass).
+    pub flags: Vec<String>,
+    /// What the response must be checked against, when the request alone could not prove it.
+    pub response_check: Option<ResponseCheck>,
+    /// Human-readable steps, for `fhirgate eval` and debug logs (no token, no PHI beyond the
+    /// request itself).
+    pub trace: Vec<String>,
+}
+
+/// What returned resources must satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseCheck {
+    /// Resources must be in this patient's compartment (or shared, non-patient data).
+    pub patient: Option<String>,
+    /// Resources must match one of these granular scope constraint sets (empty: no constraint).
+    pub granular: Vec<Vec<Constraint>>,
+}
+
+/// Whether the engine should buffer the request body for the decision: form searches and
+/// bundles always, writes (`POST`, `PUT`, `PATCH`) so a patient-scoped write can be checked.
+pub fn wants_body(method: &str, path: &str, base_path: &str) -> bool {
+    body_need(method, path, base_path) != BodyNeed::None
+        || matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+/// Decides an authenticated request. `body` is the buffered request body when
+/// [`wants_body`] asked for it (`Some(&[])` for an empty one).
+pub fn decide(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    body: Option<&[u8]>,
+) -> Decision {
+    let mut decision = Decision::default();
+    let content_type = req.headers.get("content-type").map(String::as_str);
+    let model_body = match body_need(&req.method, &req.path, &config.base_path) {
+        BodyNeed::None => None,
+        _ => Some(body.unwrap_or_default()),
+    };
+    let parsed = parse_request(
+        &req.method,
+        &req.path,
+        &config.base_path,
+        content_type,
+        model_body,
+    )
+    .and_then(|mut f| {
+        if let Some(criteria) = req.headers.get("if-none-exist") {
+            f.apply_if_none_exist(criteria)?;
+        }
+        Ok(f)
+    });
+    let fhir = match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            decision
+                .trace
+                .push(format!("FHIR request: rejected ({})", e.code()));
+            decision.denial = Some(fhir_denial(&e));
+            return decision;
+        }
+    };
+    decision.trace.push(format!(
+        "FHIR request: {} {}",
+        fhir.interaction.as_str(),
+        fhir.resource_type.as_deref().unwrap_or("-")
+    ));
+    let scopes = ScopeSet::parse(token.scopes());
+    let token_value = token.to_cel_value();
+    let request_value = request_value(req);
+    let source_value = json!({ "address": req.source_address });
+    let entries = if matches!(
+        fhir.interaction,
+        Interaction::Batch | Interaction::Transaction
+    ) {
+        match bundle_entries(body.unwrap_or_default(), &config.base_path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                decision
+                    .trace
+                    .push(format!("bundle: rejected ({})", e.code()));
+                decision.denial = Some(fhir_denial(&e));
+                decision.fhir = Some(fhir);
+                return decision;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let bundle_json: Option<Value> = if entries.is_empty() {
+        None
+    } else {
+        body.and_then(|b| serde_json::from_slice(b).ok())
+    };
+    let ctx = Ctx {
+        config,
+        token,
+        scopes: &scopes,
+        token_value: &token_value,
+        request_value: &request_value,
+        source_value: &source_value,
+    };
+    // The container itself goes through the rules too (rules can refuse all batches).
+    let own_resource = if entries.is_empty() {
+        body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+    } else {
+        None
+    };
+    if let Err(denial) = authorize_one(&ctx, &fhir, None, own_resource.as_ref(), &mut decision) {
+        decision.denial = Some(denial);
+        decision.fhir = Some(fhir);
+        return decision;
+    }
+    for (index, entry) in &entries {
+        let resource = bundle_json
+            .as_ref()
+            .and_then(|b| b.get("entry"))
+            .and_then(|e| e.get(*index))
+            .and_then(|e| e.get("resource"));
+        if let Err(mut denial) = authorize_one(&ctx, entry, Some(*index), resource, &mut decision) {
+            denial.description = format!("bundle entry {index}: {}", denial.description);
+            decision.denial = Some(denial);
+            break;
+        }
+    }
+    decision.fhir = Some(fhir);
+    if decision.denial.is_none() {
+        decision.trace.push("decision: allow".to_string());
+    }
+    decision
+}
+
+struct Ctx<'a> {
+    config: &'a Config,
+    token: &'a VerifiedToken,
+    scopes: &'a ScopeSet,
+    token_value: &'a Value,
+    request_value: &'a Value,
+    source_value: &'a Value,
+}
+
+fn authorize_one(
+    ctx: &Ctx,
+    fhir: &FhirRequest,
+    entry: Option<usize>,
+    resource: Option<&Value>,
+    decision: &mut Decision,
+) -> Result<(), Denial> {
+    let label = entry.map(|i| format!("entry {i}: ")).unwrap_or_default();
+    if ctx.config.smart_enforce {
+        match authorize(ctx.scopes, fhir, ctx.token.patient()) {
+            Ok(grant) => {
+                if grant.needs_request_check {
+                    let patient = ctx.token.patient().unwrap_or_default();
+                    let inside = resource
+                        .map(|r| resource_in_patient_compartment(r, patient) == Membership::In)
+                        .unwrap_or(false);
+                    if !inside {
+                        decision.trace.push(format!(
+                            "{label}SMART: the written resource is outside the patient compartment"
+                        ));
+                        return Err(Denial::new(
+                            DenyKind::Forbidden,
+                            "smart.write_outside_compartment",
+                            "the resource written is not in the patient's compartment",
+                        ));
+                    }
+                }
+                if grant.needs_response_check {
+                    let check = decision
+                        .response_check
+                        .get_or_insert_with(ResponseCheck::default);
+                    if grant.patient_constrained {
+                        check.patient = ctx.token.patient().map(str::to_string);
+                    }
+                    check.granular.extend(grant.granular.iter().cloned());
+                }
+                decision.trace.push(format!(
+                    "{label}SMART: allowed by `{}`{}",
+                    grant.via,
+                    if grant.needs_response_check {
+                        " (response will be checked)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Err(denial) => {
+                decision
+                    .trace
+                    .push(format!("{label}SMART: denied ({})", denial.code()));
+                return Err(smart_denial(&denial));
+            }
+        }
+    } else {
+        decision.trace.push(format!("{label}SMART: not enforced"));
+    }
+    let input = RuleInput {
+        request: ctx.request_value.clone(),
+        source: ctx.source_value.clone(),
+        token: ctx.token_value.clone(),
+        fhir: fhir.to_cel_value(),
+    };
+    match ctx.config.rules.evaluate(&input) {
+        RuleVerdict::Allow { flags, trace } => {
+            for t in trace {
+                decision
+                    .trace
+                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
+            }
+            for f in flags {
+                if !decision.flags.contains(&f) {
+                    decision.flags.push(f);
+                }
+            }
+            Ok(())
+        }
+        RuleVerdict::Deny {
+            rule,
+            message,
+            step_up,
+            error,
+            trace,
+        } => {
+            for t in trace {
+                decision
+                    .trace
+                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
+            }
+            let (kind, reason) = match step_up {
+                Some(s) => (
+                    DenyKind::StepUp {
+                        acr_values: s.acr_values,
+                        max_age: s.max_age,
+                    },
+                    "rule.step_up",
+                ),
+                None if error => (DenyKind::Forbidden, "rule.error"),
+                None => (DenyKind::Forbidden, "rule.denied"),
+            };
+            let mut denial = Denial::new(kind, reason, message);
+            denial.rule = Some(rule);
+            Err(denial)
+        }
+    }
+}
+
+fn fhir_denial(e: &FhirError) -> Denial {
+    let kind = match e.status() {
+        404 => DenyKind::NotFound,
+        413 => DenyKind::TooLarge,
+        403 => DenyKind::Forbidden,
+        _ => DenyKind::BadRequest,
+    };
+    Denial::new(kind, format!("fhir.{}", e.code()), e.to_string())
+}
+
+fn smart_denial(d: &SmartDenial) -> Denial {
+    match d {
+        SmartDenial::InsufficientScope { required } => Denial::new(
+            DenyKind::InsufficientScope {
+                scope: required.clone(),
+            },
+            format!("smart.{}", d.code()),
+            format!("the token's scopes do not allow this; needs {required}"),
+        ),
+        other => Denial::new(
+            DenyKind::Forbidden,
+            format!("smart.{}", other.code()),
+            other.to_string(),
+        ),
+    }
+}
+
+/// The contract's `request` CEL variable: method, path (without query), host, headers, query.
+pub fn request_value(req: &RequestInfo) -> Value {
+    let (path, query) = match req.path.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (req.path.as_str(), ""),
+    };
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Some(name), Some(value)) = (decode_component(name), decode_component(value)) {
+            params.entry(name).or_default().push(value);
+        }
+    }
+    json!({
+        "method": req.method,
+        "path": path,
+        "host": req.host,
+        "headers": req.headers,
+        "query": params,
+    })
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component; `None` if malformed.
+fn decode_component(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}

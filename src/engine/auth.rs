@@ -1,0 +1,184 @@
+//! Turning a bearer token into a `VerifiedToken`: caches first, then the issuer's keys (fetching
+//! them when missing or when the `kid` is unknown), then signature and claims.
+
+use std::rc::Rc;
+
+use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
+use crate::config::KeySource;
+use crate::host::{Host, MetricKind};
+use crate::outcome::{Denial, DenyKind};
+use crate::token::{
+    classify, peek, token_hash, verify_jwt, KeySet, TokenError, TokenShape, VerifiedToken,
+};
+
+/// Where authentication of a stream stands.
+pub(super) enum AuthStep {
+    /// The token is verified.
+    Ready(Rc<VerifiedToken>),
+    /// The request must be refused.
+    Deny(Denial),
+    /// Waiting for the keys of this provider.
+    WaitKeys(usize),
+}
+
+/// The 401 for a token error.
+pub(super) fn token_denial(err: &TokenError) -> Denial {
+    Denial::new(
+        DenyKind::InvalidToken {
+            expired: err.is_expired(),
+        },
+        format!("token.{}", err.code()),
+        err.description(),
+    )
+}
+
+fn unavailable(reason: &str, description: &str) -> Denial {
+    Denial::new(DenyKind::Unavailable, reason, description)
+}
+
+impl Worker {
+    /// Authenticates `bearer`; may start a JWKS fetch and ask the stream to wait.
+    pub(super) fn authenticate(&mut self, host: &dyn Host, bearer: &str) -> AuthStep {
+        let now_s = host.now_ms() / 1000;
+        let hash = token_hash(bearer);
+        if let Some(token) = self.cache.get(&hash, now_s) {
+            host.metric(MetricKind::Counter, "token_cache_hits_total", 1);
+            return AuthStep::Ready(token);
+        }
+        if let Some(token) = shared_cache::get(
+            host,
+            &self.config_id,
+            self.config.shared_cache_slots,
+            &hash,
+            now_s,
+        ) {
+            host.metric(MetricKind::Counter, "token_shared_cache_hits_total", 1);
+            let token = Rc::new(token);
+            let expires_at = token.expires_at();
+            self.cache
+                .insert(hash, Rc::clone(&token), expires_at, now_s);
+            return AuthStep::Ready(token);
+        }
+        host.metric(MetricKind::Counter, "token_cache_misses_total", 1);
+        match classify(bearer) {
+            TokenShape::Jwe => AuthStep::Deny(token_denial(&TokenError::JweUnsupported)),
+            TokenShape::Opaque => AuthStep::Deny(Denial::new(
+                DenyKind::InvalidToken { expired: false },
+                "token.opaque_not_accepted",
+                "the token is not a signed JWT and no introspection is configured",
+            )),
+            TokenShape::Jws => self.authenticate_jwt(host, bearer, &hash, now_s),
+        }
+    }
+
+    fn authenticate_jwt(
+        &mut self,
+        host: &dyn Host,
+        bearer: &str,
+        hash: &[u8; 32],
+        now_s: u64,
+    ) -> AuthStep {
+        let peeked = match peek(bearer) {
+            Ok(p) => p,
+            Err(e) => return AuthStep::Deny(token_denial(&e)),
+        };
+        let Some(iss) = peeked.issuer.as_deref() else {
+            return AuthStep::Deny(token_denial(&TokenError::MissingClaim("iss")));
+        };
+        let Some((index, provider)) = self.config.provider_by_issuer(iss) else {
+            return AuthStep::Deny(token_denial(&TokenError::WrongIssuer));
+        };
+        let is_remote = matches!(provider.keys, Some(KeySource::Remote(_)));
+        let config = Rc::clone(&self.config);
+        let Some(provider) = config.providers.get(index) else {
+            return AuthStep::Deny(token_denial(&TokenError::WrongIssuer));
+        };
+        // Two rounds at most: the second after picking up a newer key set another worker stored.
+        for round in 0..2 {
+            let keys: Rc<KeySet> = match &provider.keys {
+                None => {
+                    return AuthStep::Deny(Denial::new(
+                        DenyKind::InvalidToken { expired: false },
+                        "token.jwt_not_accepted",
+                        "this issuer's tokens are checked by introspection only",
+                    ))
+                }
+                Some(KeySource::Inline(set)) => Rc::clone(set),
+                Some(KeySource::Remote(_)) => match self.remote_usable(host, index) {
+                    Ok(set) => set,
+                    Err(step) => return step,
+                },
+            };
+            match verify_jwt(bearer, &provider.policy, &keys, &config.claim_names, now_s) {
+                Ok(token) => {
+                    let token = Rc::new(token);
+                    self.cache
+                        .insert(*hash, Rc::clone(&token), token.expires_at(), now_s);
+                    shared_cache::put(
+                        host,
+                        &self.config_id,
+                        config.shared_cache_slots,
+                        hash,
+                        &token,
+                    );
+                    return AuthStep::Ready(token);
+                }
+                Err(TokenError::UnknownKey) if is_remote => {
+                    let synced = match self.remote_keys.get_mut(index) {
+                        Some(Some(keys)) => keys.sync(host),
+                        _ => false,
+                    };
+                    if !synced || round == 1 {
+                        return self.unknown_kid(host, index);
+                    }
+                }
+                Err(e) => return AuthStep::Deny(token_denial(&e)),
+            }
+        }
+        self.unknown_kid(host, index)
+    }
+
+    /// The provider's remote key set, or the step to take when there is none.
+    fn remote_usable(&mut self, host: &dyn Host, index: usize) -> Result<Rc<KeySet>, AuthStep> {
+        let now = host.now_ms();
+        let Some(Some(keys)) = self.remote_keys.get_mut(index) else {
+            return Err(AuthStep::Deny(unavailable(
+                "jwks.unavailable",
+                "signing keys are unavailable",
+            )));
+        };
+        if let Some(set) = keys.usable(now) {
+            return Ok(set);
+        }
+        keys.sync(host);
+        if let Some(set) = keys.usable(now) {
+            return Ok(set);
+        }
+        match keys.start_fetch(host, FetchReason::Missing) {
+            FetchStart::Started(token) => {
+                self.callouts.insert(token, Callout::Jwks(index));
+                Err(AuthStep::WaitKeys(index))
+            }
+            FetchStart::InFlight => Err(AuthStep::WaitKeys(index)),
+            FetchStart::NotNow => Err(AuthStep::Deny(unavailable(
+                "jwks.unavailable",
+                "signing keys are unavailable; retry later",
+            ))),
+        }
+    }
+
+    /// A token named a `kid` we do not know (also after syncing): refetch, rate limited, and wait.
+    fn unknown_kid(&mut self, host: &dyn Host, index: usize) -> AuthStep {
+        let Some(Some(keys)) = self.remote_keys.get_mut(index) else {
+            return AuthStep::Deny(token_denial(&TokenError::UnknownKey));
+        };
+        match keys.start_fetch(host, FetchReason::UnknownKid) {
+            FetchStart::Started(token) => {
+                self.callouts.insert(token, Callout::Jwks(index));
+                AuthStep::WaitKeys(index)
+            }
+            FetchStart::InFlight => AuthStep::WaitKeys(index),
+            FetchStart::NotNow => AuthStep::Deny(token_denial(&TokenError::UnknownKey)),
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! One HTTP stream through the worker: headers in, maybe a body, maybe a wait for keys, then the
+//! decision carried out.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::auth::AuthStep;
+use super::{Action, Worker};
+use crate::audit::AuditRecord;
+use crate::config::OWNED_HEADER_PREFIX;
+use crate::decision::{decide, wants_body, RequestInfo};
+use crate::forward::identity_headers;
+use crate::host::{Host, LogLevel, MetricKind, StreamId};
+use crate::outcome::{Denial, DenyKind};
+use crate::token::{extract_bearer, VerifiedToken};
+
+/// Longest a stream waits for another worker's key fetch before getting 503.
+const MAX_WAIT_MS: u64 = 65_000;
+
+/// A stream the worker is tracking.
+pub(super) struct Stream {
+    info: RequestInfo,
+    bearer: String,
+    need_body: bool,
+    body: Option<Vec<u8>>,
+    body_done: bool,
+    /// The proxy was told to pause because of a wait (not just for the body).
+    paused: bool,
+    waiting_keys: Option<usize>,
+    token: Option<Rc<VerifiedToken>>,
+    started_ms: u64,
+}
+
+/// Who is driving the stream forward.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// The stream's own headers or body callback: the return value carries the verdict.
+    OwnCallback,
+    /// Another callback (callout answer, tick): allow must resume the stream explicitly.
+    Wake,
+}
+
+fn request_info(host: &dyn Host, stream: StreamId, headers: &[(String, String)]) -> RequestInfo {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut method = String::new();
+    let mut path = String::new();
+    let mut authority = String::new();
+    for (name, value) in headers {
+        match name.as_str() {
+            ":method" => method = value.clone(),
+            ":path" => path = value.clone(),
+            ":authority" => authority = value.clone(),
+            n if n.starts_with(':') || n == "authorization" || n == "cookie" => {}
+            n if n.starts_with(OWNED_HEADER_PREFIX) => {}
+            n => {
+                map.entry(n.to_string())
+                    .and_modify(|v| {
+                        v.push(',');
+                        v.push_str(value);
+                    })
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+    let source_address = host
+        .property(stream, &["source", "address"])
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    RequestInfo {
+        method,
+        path,
+        host: authority,
+        request_id: map.get("x-request-id").cloned(),
+        headers: map,
+        source_address,
+    }
+}
+
+impl Worker {
+    /// The request headers arrived.
+    pub fn on_request_headers(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        end_of_stream: bool,
+    ) -> Action {
+        let started_ms = host.now_ms();
+        let headers = host.request_headers(stream);
+        // Headers fhirgate owns are never trusted from downstream, whatever happens next.
+        for (name, _) in &headers {
+            let configured = self.config.forward.headers.iter().any(|(h, _)| h == name);
+            if name.starts_with(OWNED_HEADER_PREFIX) || configured {
+                host.set_request_header(stream, name, None);
+            }
+        }
+        let info = request_info(host, stream, &headers);
+        if self.is_public_discovery(&info) {
+            self.audit_public(host, &info);
+            return Action::Continue;
+        }
+        let authorization: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let bearer = match extract_bearer(&authorization) {
+            Ok(Some(token)) => token.to_string(),
+            Ok(None) => {
+                let denial = Denial::new(
+                    DenyKind::NoCredentials,
+                    "token.missing",
+                    "a bearer token is required",
+                );
+                return self.deny(host, stream, &info, None, &denial, started_ms);
+            }
+            Err(e) => {
+                let denial = Denial::new(
+                    DenyKind::InvalidRequest,
+                    format!("request.{}", e.code()),
+                    e.to_string(),
+                );
+                return self.deny(host, stream, &info, None, &denial, started_ms);
+            }
+        };
+        let wants = wants_body(&info.method, &info.path, &self.config.base_path);
+        let need_body = wants && !end_of_stream;
+        if need_body {
+            let declared = info
+                .headers
+                .get("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > self.config.max_body_bytes as u64) {
+                let denial = too_large();
+                return self.deny(host, stream, &info, None, &denial, started_ms);
+            }
+        }
+        self.streams.insert(
+            stream,
+            Stream {
+                info,
+                bearer,
+                need_body,
+                body: wants.then(Vec::new),
+                body_done: !need_body,
+                paused: false,
+                waiting_keys: None,
+                token: None,
+                started_ms,
+            },
+        );
+        self.advance(host, stream, Driver::OwnCallback)
+    }
+
+    /// A chunk of the request body arrived; `body_size` is everything buffered so far.
+    pub fn on_request_body(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let max = self.config.max_body_bytes;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Action::Continue;
+        };
+        if !s.need_body {
+            return if s.paused {
+                Action::Pause
+            } else {
+                Action::Continue
+            };
+        }
+        if body_size > max {
+            let denial = too_large();
+            return self.finish_deny(host, stream, &denial);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        s.body = Some(host.request_body(stream, body_size).unwrap_or_default());
+        s.body_done = true;
+        if s.waiting_keys.is_some() {
+            return Action::Pause;
+        }
+        self.advance(host, stream, Driver::OwnCallback)
+    }
+
+    /// Re-drives every stream waiting for provider `index`'s keys.
+    pub(super) fn wake_key_waiters(&mut self, host: &dyn Host, index: usize, force: bool) {
+        let now = host.now_ms();
+        let waiting: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.waiting_keys == Some(index))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let expired = self
+                .streams
+                .get(&id)
+                .is_some_and(|s| now.saturating_sub(s.started_ms) > MAX_WAIT_MS);
+            if expired {
+                let denial = Denial::new(
+                    DenyKind::Unavailable,
+                    "jwks.timeout",
+                    "signing keys are unavailable; retry later",
+                );
+                self.finish_deny(host, id, &denial);
+                continue;
+            }
+            if force {
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.waiting_keys = None;
+                }
+                self.advance(host, id, Driver::Wake);
+            }
+        }
+    }
+
+    /// Answers 503 to every stream waiting for provider `index`'s keys.
+    pub(super) fn fail_key_waiters(&mut self, host: &dyn Host, index: usize) {
+        let waiting: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.waiting_keys == Some(index))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let denial = Denial::new(
+                DenyKind::Unavailable,
+                "jwks.unavailable",
+                "signing keys are unavailable; retry later",
+            );
+            self.finish_deny(host, id, &denial);
+        }
+    }
+
+    fn advance(&mut self, host: &dyn Host, stream: StreamId, driver: Driver) -> Action {
+        let Some(s) = self.streams.get(&stream) else {
+            return Action::Continue;
+        };
+        if s.token.is_none() {
+            let bearer = s.bearer.clone();
+            match self.authenticate(host, &bearer) {
+                AuthStep::Ready(token) => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.token = Some(token);
+                        s.bearer.clear();
+                    }
+                }
+                AuthStep::Deny(denial) => return self.finish_deny(host, stream, &denial),
+                AuthStep::WaitKeys(index) => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.waiting_keys = Some(index);
+                        s.paused = true;
+                    }
+                    return Action::Pause;
+                }
+            }
+        }
+        let Some(s) = self.streams.get(&stream) else {
+            return Action::Continue;
+        };
+        if !s.body_done {
+            return Action::Pause;
+        }
+        let Some(token) = s.token.clone() else {
+            return Action::Pause;
+        };
+        let decision = decide(&self.config, &token, &s.info, s.body.as_deref());
+        match decision.denial.clone() {
+            Some(denial) => self.finish_deny(host, stream, &denial),
+            None => {
+                let Some(s) = self.streams.remove(&stream) else {
+                    return Action::Continue;
+                };
+                for (name, value) in identity_headers(&self.config.forward, &token) {
+                    host.set_request_header(stream, &name, Some(&value));
+                }
+                if self.config.forward.remove_authorization {
+                    host.set_request_header(stream, "authorization", None);
+                }
+                match decision.response_check.clone() {
+                    Some(check) => {
+                        // Compressed answers cannot be checked: ask upstream for identity.
+                        host.set_request_header(stream, "accept-encoding", None);
+                        self.responses.insert(
+                            stream,
+                            super::response::PendingResponse {
+                                check,
+                                info: s.info,
+                                token: Rc::clone(&token),
+                                decision,
+                                started_ms: s.started_ms,
+                            },
+                        );
+                    }
+                    None => {
+                        let record =
+                            AuditRecord::new(host.now_ms(), &s.info, Some(&token), &decision, 0);
+                        self.write_audit(host, &record, s.started_ms);
+                    }
+                }
+                if driver == Driver::Wake && s.paused {
+                    host.resume(stream);
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    fn finish_deny(&mut self, host: &dyn Host, stream: StreamId, denial: &Denial) -> Action {
+        match self.streams.remove(&stream) {
+            Some(s) => {
+                let token = s.token.clone();
+                self.deny(
+                    host,
+                    stream,
+                    &s.info,
+                    token.as_deref(),
+                    denial,
+                    s.started_ms,
+                )
+            }
+            None => Action::Pause,
+        }
+    }
+
+    fn deny(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        info: &RequestInfo,
+        token: Option<&VerifiedToken>,
+        denial: &Denial,
+        started_ms: u64,
+    ) -> Action {
+        let reply = denial.to_reply(&self.config.realm, self.config.retry_after_secs);
+        host.send_reply(stream, &reply);
+        let record = AuditRecord::denied(host.now_ms(), info, token, denial);
+        self.write_audit(host, &record, started_ms);
+        Action::Pause
+    }
+
+    pub(super) fn write_audit(&self, host: &dyn Host, record: &AuditRecord, started_ms: u64) {
+        host.log(LogLevel::Info, &record.to_log_line());
+        host.metric(MetricKind::Counter, &record.metric_name(), 1);
+        let elapsed = host.now_ms().saturating_sub(started_ms);
+        host.metric(
+            MetricKind::Histogram,
+            "decision_ms",
+            i64::try_from(elapsed).unwrap_or(i64::MAX),
+        );
+    }
+
+    fn is_public_discovery(&self, info: &RequestInfo) -> bool {
+        if !self.config.public_discovery || !(info.method == "GET" || info.method == "HEAD") {
+            return false;
+        }
+        let path = info.path.split('?').next().unwrap_or_default();
+        let base = &self.config.base_path;
+        path.strip_prefix(base.as_str())
+            .is_some_and(|rest| rest == "/metadata" || rest == "/.well-known/smart-configuration")
+    }
+
+    fn audit_public(&self, host: &dyn Host, info: &RequestInfo) {
+        let record = AuditRecord::public(host.now_ms(), info);
+        host.log(LogLevel::Info, &record.to_log_line());
+        host.metric(MetricKind::Counter, &record.metric_name(), 1);
+    }
+}
+
+fn too_large() -> Denial {
+    Denial::new(
+        DenyKind::TooLarge,
+        "request.body_too_large",
+        "the request body is larger than this gateway accepts",
+    )
+}

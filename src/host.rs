@@ -1,0 +1,99 @@
+//! The host boundary: everything fhirgate needs from the proxy, as one small trait.
+//!
+//! The engine only talks to a [`Host`]. The wasm glue implements it with proxy-wasm hostcalls;
+//! the native test harness implements it with a simulated clock, shared data, callouts and
+//! captured replies. Stream operations take the stream id explicitly, so the engine can finish a
+//! request that was parked while another stream's callout was in flight.
+
+use crate::outcome::LocalReply;
+
+/// Identifies one HTTP stream (the proxy-wasm context id).
+pub type StreamId = u32;
+
+/// Log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Diagnostics.
+    Debug,
+    /// Normal operation (audit records are written at this level).
+    Info,
+    /// Something degraded, e.g. a JWKS fetch failed but stale keys still serve.
+    Warn,
+    /// Something failed.
+    Error,
+    /// The filter itself is broken (e.g. a panic was caught).
+    Critical,
+}
+
+/// The answer to an HTTP callout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalloutResult {
+    /// The upstream answered (any status).
+    Response {
+        /// HTTP status.
+        status: u16,
+        /// Response body (possibly truncated by the host to what the filter asked for).
+        body: Vec<u8>,
+    },
+    /// Connection failure, reset or timeout: no HTTP answer.
+    Failed,
+}
+
+/// A metric kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic counter.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Distribution (e.g. latency in microseconds).
+    Histogram,
+}
+
+/// What fhirgate needs from the proxy.
+pub trait Host {
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Writes a log line. Callers never pass tokens, secrets or PHI.
+    fn log(&self, level: LogLevel, message: &str);
+
+    /// Reads a shared-data value and its CAS version (shared by all worker VMs).
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Writes a shared-data value; with `cas`, only if the version still matches. Returns success.
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+
+    /// Starts an HTTP callout through an Envoy cluster; returns its token, or `None` if the host
+    /// refused it (unknown cluster, bad headers).
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> Option<u32>;
+
+    /// All request headers of a stream (names lowercase, pseudo-headers included).
+    fn request_headers(&self, stream: StreamId) -> Vec<(String, String)>;
+    /// Sets (replacing every existing value) or, with `None`, removes a request header.
+    fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>);
+    /// The buffered request body, up to `size` bytes.
+    fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>>;
+    /// A proxy property such as `["source", "address"]`.
+    fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>>;
+    /// Answers the request locally (the request never reaches upstream).
+    fn send_reply(&self, stream: StreamId, reply: &LocalReply);
+    /// Resumes a stream that was paused waiting for a callout.
+    fn resume(&self, stream: StreamId);
+
+    /// All response headers of a stream (names lowercase, `:status` included).
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)>;
+    /// Sets or, with `None`, removes a response header.
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>);
+    /// The buffered response body, up to `size` bytes.
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the whole buffered response body.
+    fn set_response_body(&self, stream: StreamId, body: &[u8]);
+
+    /// Adds `value` to a counter, sets a gauge, or records a histogram sample.
+    fn metric(&self, kind: MetricKind, name: &str, value: i64);
+}

@@ -1,0 +1,147 @@
+//! Response-side compartment membership.
+
+use super::*;
+use serde_json::json;
+
+fn m(resource: serde_json::Value) -> Membership {
+    resource_in_patient_compartment(&resource, "123")
+}
+
+#[test]
+fn patient_resources_by_id() {
+    assert_eq!(
+        m(json!({"resourceType": "Patient", "id": "123"})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Patient", "id": "456"})),
+        Membership::Out
+    );
+    assert_eq!(m(json!({"resourceType": "Patient"})), Membership::Out);
+    // A link to the patient does not make another Patient ours.
+    assert_eq!(
+        m(
+            json!({"resourceType": "Patient", "id": "9", "link": [{"other": {"reference": "Patient/123"}}]})
+        ),
+        Membership::Out
+    );
+}
+
+#[test]
+fn member_resources_by_reference() {
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "Patient/123"}})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "Patient/456"}})),
+        Membership::Out
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "Patient/1234"}})),
+        Membership::Out
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "Group/123"}})),
+        Membership::Out
+    );
+    assert_eq!(m(json!({"resourceType": "Observation"})), Membership::Out);
+    assert_eq!(
+        m(
+            json!({"resourceType": "Observation", "subject": {"reference": "Patient/456"},
+                 "performer": [{"reference": "Practitioner/1"}, {"reference": "Patient/123"}]})
+        ),
+        Membership::In
+    );
+    assert_eq!(
+        m(
+            json!({"resourceType": "Observation", "subject": {"reference": "https://h/fhir/Patient/123"}})
+        ),
+        Membership::In
+    );
+    assert_eq!(
+        m(
+            json!({"resourceType": "Observation", "subject": {"reference": "Patient/123/_history/4"}})
+        ),
+        Membership::In
+    );
+    // Identifier-only, contained and urn references do not count.
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"identifier": {"value": "123"}}})),
+        Membership::Out
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "#p1"}})),
+        Membership::Out
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": "urn:uuid:123"}})),
+        Membership::Out
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Observation", "subject": {"reference": 123}})),
+        Membership::Out
+    );
+}
+
+#[test]
+fn nested_reference_paths() {
+    assert_eq!(
+        m(json!({"resourceType": "Encounter", "subject": {"reference": "Patient/123"}})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Condition", "asserter": {"reference": "Patient/123"}})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Appointment", "participant": [
+            {"actor": {"reference": "Practitioner/1"}}, {"actor": {"reference": "Patient/123"}}]})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "CarePlan", "activity": [
+            {"detail": {"performer": [{"reference": "Patient/456"}]}},
+            {"detail": {"performer": [{"reference": "Patient/123"}]}}]})),
+        Membership::In
+    );
+    assert_eq!(
+        m(
+            json!({"resourceType": "AuditEvent", "entity": [{"what": {"reference": "Patient/123"}}]})
+        ),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Task", "for": {"reference": "Patient/123"}})),
+        Membership::In
+    );
+    assert_eq!(
+        m(json!({"resourceType": "Binary", "securityContext": {"reference": "Patient/123"}})),
+        Membership::In
+    );
+    assert_eq!(m(json!({"resourceType": "Binary"})), Membership::Out);
+}
+
+#[test]
+fn shared_and_unknown() {
+    assert_eq!(
+        m(json!({"resourceType": "Practitioner", "id": "1"})),
+        Membership::Shared
+    );
+    assert_eq!(m(json!({"resourceType": "Medication"})), Membership::Shared);
+    assert_eq!(
+        m(json!({"resourceType": "Foo", "subject": {"reference": "Patient/123"}})),
+        Membership::Unknown
+    );
+    assert_eq!(
+        m(json!({"subject": {"reference": "Patient/123"}})),
+        Membership::Unknown
+    );
+    assert_eq!(m(json!("Patient/123")), Membership::Unknown);
+    // Member types whose owner cannot be read from the resource.
+    assert_eq!(
+        m(json!({"resourceType": "Bundle", "type": "document"})),
+        Membership::Unknown
+    );
+    assert_eq!(m(json!({"resourceType": "Linkage"})), Membership::Unknown);
+}

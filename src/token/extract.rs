@@ -1,0 +1,88 @@
+//! Extraction of the bearer token from `Authorization` header values (RFC 6750 §2.1).
+
+use thiserror::Error;
+
+/// Longest accepted token (bytes): 16 KiB.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Why the `Authorization` header cannot be used (the engine answers 400 `invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ExtractError {
+    /// Two or more `Authorization` header values.
+    #[error("duplicate authorization header")]
+    Duplicate,
+    /// `Bearer` without a token.
+    #[error("empty bearer token")]
+    Empty,
+    /// The header or the token does not follow RFC 6750 syntax.
+    #[error("malformed authorization header")]
+    Malformed,
+    /// The token is longer than [`MAX_TOKEN_LEN`].
+    #[error("bearer token too long")]
+    TooLong,
+}
+
+impl ExtractError {
+    /// Stable machine code for audit records and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExtractError::Duplicate => "duplicate_authorization",
+            ExtractError::Empty => "empty_token",
+            ExtractError::Malformed => "malformed_authorization",
+            ExtractError::TooLong => "token_too_long",
+        }
+    }
+}
+
+/// Returns the bearer token from the values of the `Authorization` header.
+///
+/// `Ok(None)`: no header, or a scheme other than `Bearer` (treated as no credentials).
+/// The scheme is case-insensitive; one or more spaces separate it from the token; leading and
+/// trailing spaces/tabs of the value are ignored. The token must match RFC 6750's
+/// `b64token` (`[A-Za-z0-9-._~+/]+=*`) and nothing may follow it.
+pub fn extract_bearer<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, ExtractError> {
+    let value = match authorization {
+        [] => return Ok(None),
+        [one] => *one,
+        _ => return Err(ExtractError::Duplicate),
+    };
+    let value = value.trim_matches(is_ows);
+    if value.is_empty() {
+        return Err(ExtractError::Malformed);
+    }
+    let (scheme, rest) = match value.find(is_ows) {
+        Some(pos) => value.split_at(pos),
+        None => (value, ""),
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    if rest.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+    // RFC 6750: "Bearer" 1*SP b64token. A tab separator is not allowed.
+    let token = rest.trim_start_matches(' ');
+    if token.len() == rest.len() || token.starts_with('\t') {
+        return Err(ExtractError::Malformed);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ExtractError::TooLong);
+    }
+    if !is_b64token(token) {
+        return Err(ExtractError::Malformed);
+    }
+    Ok(Some(token))
+}
+
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}

@@ -1,0 +1,257 @@
+//! Tests of JWKS loading and HMAC secrets.
+
+use serde_json::{json, Value};
+
+use super::tests::*;
+use super::*;
+
+fn load(keys: Vec<Value>, allowed: &[Algorithm]) -> (KeySet, Vec<String>) {
+    let doc = json!({ "keys": keys }).to_string();
+    KeySet::from_jwks(doc.as_bytes(), allowed).unwrap()
+}
+
+fn load_one(jwk: Value) -> (KeySet, Vec<String>) {
+    load(vec![jwk], Algorithm::ASYMMETRIC)
+}
+
+fn assert_skipped(jwk: Value, why: &str) {
+    let (set, warnings) = load_one(jwk);
+    assert!(set.is_empty(), "{why}: key should be skipped");
+    assert_eq!(warnings.len(), 1, "{why}: {warnings:?}");
+    assert!(warnings[0].contains("skipped"), "{why}: {warnings:?}");
+}
+
+#[test]
+fn loads_every_supported_key_type() {
+    let set = keyset(vec![
+        rsa_jwk(rsa(), Some("rsa-1"), Some("RS256")),
+        ec256_jwk(Some("ec-256"), Some("ES256")),
+        ec384_jwk(Some("ec-384"), None),
+        ed_jwk(Some("ed-1"), Some("EdDSA")),
+    ]);
+    assert_eq!(set.len(), 4);
+    assert_eq!(set.kids(), vec!["rsa-1", "ec-256", "ec-384", "ed-1"]);
+    assert!(!set.has_hmac());
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
+        assert!(set.supports(alg), "{alg}");
+    }
+    assert!(
+        !set.supports(Algorithm::PS256),
+        "JWK alg RS256 pins the algorithm"
+    );
+    assert!(!set.supports(Algorithm::HS256));
+}
+
+#[test]
+fn rsa_key_without_alg_serves_the_allowed_rsa_family() {
+    let (set, _) = load_one(rsa_jwk(rsa(), Some("r"), None));
+    for alg in Algorithm::ASYMMETRIC.iter().filter(|a| a.is_rsa()) {
+        assert!(set.supports(*alg), "{alg}");
+    }
+    assert!(!set.supports(Algorithm::ES256));
+    let (set, _) = load(
+        vec![rsa_jwk(rsa(), Some("r"), None)],
+        &[Algorithm::PS256, Algorithm::ES256],
+    );
+    assert!(set.supports(Algorithm::PS256));
+    assert!(!set.supports(Algorithm::RS256));
+}
+
+#[test]
+fn small_rsa_modulus_is_dropped_with_a_warning_without_key_material() {
+    // A 1024-bit modulus (the loader refuses it on size before any arithmetic).
+    let mut n = vec![0xC3u8; 128];
+    n[127] |= 1;
+    let n_b64 = b64(&n);
+    let jwk = json!({"kty":"RSA","kid":"weak","n": n_b64,"e":"AQAB"});
+    let (set, warnings) = load_one(jwk);
+    assert!(set.is_empty());
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("weak"));
+    assert!(warnings[0].contains("1024"));
+    assert!(!warnings[0].contains(&n_b64[..20]));
+}
+
+#[test]
+fn leading_zero_bytes_do_not_count_toward_modulus_size() {
+    let mut n = vec![0u8; 8];
+    n.extend_from_slice(&[0xC3u8; 200]); // 1600 bits after stripping
+    assert_skipped(
+        json!({"kty":"RSA","n": b64(&n),"e":"AQAB"}),
+        "padded small modulus",
+    );
+}
+
+#[test]
+fn non_signature_keys_are_skipped() {
+    let mut enc = ec256_jwk(Some("enc"), None);
+    enc["use"] = json!("enc");
+    assert_skipped(enc, "use=enc");
+    let mut ops = ec256_jwk(Some("ops"), None);
+    ops["key_ops"] = json!(["encrypt", "wrapKey"]);
+    assert_skipped(ops, "key_ops without verify");
+    let mut ok = ec256_jwk(Some("ok"), None);
+    ok["use"] = json!("sig");
+    ok["key_ops"] = json!(["verify"]);
+    assert_eq!(load_one(ok).0.len(), 1);
+}
+
+#[test]
+fn unsupported_types_and_curves_are_skipped() {
+    assert_skipped(json!({"kty":"oct","kid":"h","k": b64(SECRET)}), "oct");
+    assert_skipped(json!({"kty":"EC","crv":"P-521","x":"AA","y":"AA"}), "P-521");
+    assert_skipped(
+        json!({"kty":"EC","crv":"secp256k1","x":b64([1u8;32]),"y":b64([1u8;32])}),
+        "k1",
+    );
+    assert_skipped(
+        json!({"kty":"OKP","crv":"X25519","x": b64([9u8; 32])}),
+        "X25519",
+    );
+    assert_skipped(
+        json!({"kty":"OKP","crv":"Ed448","x": b64([9u8; 57])}),
+        "Ed448",
+    );
+    assert_skipped(json!({"kid":"nokty","n":"AQAB","e":"AQAB"}), "missing kty");
+}
+
+#[test]
+fn malformed_members_are_skipped() {
+    let mut bad_n = rsa_jwk(rsa(), Some("a"), None);
+    bad_n["n"] = json!("not base64 !!");
+    assert_skipped(bad_n, "n not base64");
+    let mut no_e = rsa_jwk(rsa(), Some("b"), None);
+    no_e.as_object_mut().unwrap().remove("e");
+    assert_skipped(no_e, "missing e");
+    let mut short_x = ec256_jwk(Some("c"), None);
+    short_x["x"] = json!(b64([1u8; 31]));
+    assert_skipped(short_x, "short x");
+    let mut off_curve = ec256_jwk(Some("d"), None);
+    off_curve["y"] = json!(b64([7u8; 32]));
+    assert_skipped(off_curve, "point not on the curve");
+    let mut kid_num = ed_jwk(None, None);
+    kid_num["kid"] = json!(7);
+    assert_skipped(kid_num, "kid not a string");
+    let mut ops_str = ed_jwk(None, None);
+    ops_str["key_ops"] = json!("verify");
+    assert_skipped(ops_str, "key_ops not an array");
+    let (set, warnings) = load(vec![json!("a string"), json!(3)], Algorithm::ASYMMETRIC);
+    assert!(set.is_empty());
+    assert_eq!(warnings.len(), 2);
+}
+
+#[test]
+fn jwk_alg_must_be_known_allowed_and_consistent() {
+    assert_skipped(ec256_jwk(Some("x"), Some("RS256")), "EC with RSA alg");
+    assert_skipped(ec256_jwk(Some("x"), Some("ES384")), "P-256 with ES384");
+    assert_skipped(ed_jwk(Some("x"), Some("ES256")), "OKP with ES256");
+    assert_skipped(rsa_jwk(rsa(), Some("x"), Some("ES256")), "RSA with ES256");
+    assert_skipped(rsa_jwk(rsa(), Some("x"), Some("RS1")), "unknown alg");
+    assert_skipped(rsa_jwk(rsa(), Some("x"), Some("none")), "alg none");
+    assert_skipped(
+        rsa_jwk(rsa(), Some("x"), Some("HS256")),
+        "HMAC alg on an RSA key",
+    );
+    let (set, warnings) = load(
+        vec![rsa_jwk(rsa(), Some("x"), Some("RS256"))],
+        &[Algorithm::ES256],
+    );
+    assert!(set.is_empty());
+    assert!(warnings[0].contains("not allowed"));
+    let (set, _) = load(vec![ec256_jwk(Some("x"), None)], &[Algorithm::RS256]);
+    assert!(set.is_empty(), "curve algorithm not allowed");
+}
+
+#[test]
+fn private_members_are_ignored_with_a_warning() {
+    let mut jwk = ed_jwk(Some("priv"), None);
+    jwk["d"] = json!(b64([5u8; 32]));
+    let (set, warnings) = load_one(jwk);
+    assert_eq!(set.len(), 1);
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("private"));
+    assert!(!warnings[0].contains(&b64([5u8; 32])));
+}
+
+#[test]
+fn document_limits_and_shape() {
+    let many: Vec<Value> = (0..65)
+        .map(|i| ed_jwk(Some(&format!("k{i}")), None))
+        .collect();
+    let doc = json!({ "keys": many }).to_string();
+    assert_eq!(
+        KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap_err(),
+        JwksError::TooManyKeys
+    );
+    let sixty_four: Vec<Value> = (0..64)
+        .map(|i| ed_jwk(Some(&format!("k{i}")), None))
+        .collect();
+    assert_eq!(load(sixty_four, Algorithm::ASYMMETRIC).0.len(), 64);
+
+    let huge = format!(r#"{{"keys":[],"pad":"{}"}}"#, "x".repeat(256 * 1024));
+    assert_eq!(
+        KeySet::from_jwks(huge.as_bytes(), Algorithm::ASYMMETRIC).unwrap_err(),
+        JwksError::TooLarge
+    );
+    for (doc, err) in [
+        (&b"not json"[..], JwksError::NotJson),
+        (b"[]", JwksError::NotJson),
+        (br#"{"keys":[],"keys":[]}"#, JwksError::NotJson),
+        (br#"{"kty":"RSA"}"#, JwksError::MissingKeys),
+        (br#"{"keys":{}}"#, JwksError::MissingKeys),
+    ] {
+        assert_eq!(
+            KeySet::from_jwks(doc, Algorithm::ASYMMETRIC).unwrap_err(),
+            err
+        );
+    }
+    let (set, warnings) = KeySet::from_jwks(br#"{"keys":[]}"#, Algorithm::ASYMMETRIC).unwrap();
+    assert!(set.is_empty() && warnings.is_empty());
+    assert_eq!(JwksError::TooManyKeys.code(), "jwks_too_many_keys");
+}
+
+#[test]
+fn hmac_secret_only_when_configured_and_long_enough() {
+    let set = KeySet::empty()
+        .with_hmac_secret(SECRET, &[Algorithm::HS256, Algorithm::RS256])
+        .unwrap();
+    assert!(set.has_hmac());
+    assert!(set.supports(Algorithm::HS256));
+    assert!(!set.supports(Algorithm::HS512));
+    assert!(!set.supports(Algorithm::RS256));
+    assert_eq!(
+        KeySet::empty()
+            .with_hmac_secret(&SECRET[..31], &[Algorithm::HS256])
+            .unwrap_err(),
+        JwksError::WeakHmacSecret
+    );
+    assert_eq!(
+        KeySet::empty()
+            .with_hmac_secret(SECRET, &[Algorithm::HS512])
+            .unwrap_err(),
+        JwksError::WeakHmacSecret
+    );
+    assert_eq!(
+        KeySet::empty()
+            .with_hmac_secret(SECRET, &[Algorithm::RS256])
+            .unwrap_err(),
+        JwksError::NoHmacAlgorithm
+    );
+}
+
+#[test]
+fn debug_output_shows_kids_not_key_material() {
+    let set = keyset(vec![ed_jwk(Some("ed-1"), None)])
+        .with_hmac_secret(SECRET, &[Algorithm::HS256])
+        .unwrap();
+    let text = format!("{set:?}");
+    assert!(text.contains("ed-1"));
+    assert!(text.contains("HS256"));
+    assert!(!text.contains(&b64(ed().public_key().to_bytes())[..16]));
+    assert!(!text.contains("0123456789abcdef"));
+}

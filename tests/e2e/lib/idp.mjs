@@ -1,0 +1,348 @@
+// A real OpenID provider (npm `oidc-provider`) for the end-to-end suite and the demo.
+//
+// It runs in the test's own Node process on 127.0.0.1 and issues real tokens from its real token
+// endpoint. A test asks for a token with chosen properties and the IdP registers a fresh client for
+// it (RFC 7591 dynamic registration) and then runs the client_credentials grant with a resource
+// indicator (RFC 8707):
+//
+//   const idp = await startIdp();
+//   const { access_token } = await idp.token({ scope: 'patient/*.rs', patient: 'p1', alg: 'ES256' });
+//
+// What each option becomes:
+//   scope     -> `scope` claim (any value is accepted: the resource server allows what was asked)
+//   resource  -> `aud` (default: the `audience` given to startIdp)
+//   alg       -> JWS alg, RS256 or ES256 (two keys, one of each, are in the JWKS)
+//   format    -> 'jwt' (default) or 'opaque' (introspect it at /token/introspection)
+//   ttl       -> lifetime in seconds (default 300)
+//   patient, fhirUser, claims{...} -> extra claims in the token (and in introspection answers)
+//
+// Endpoints: discovery, /jwks, /token, /token/introspection (client `fhirgate`, client_secret_basic,
+// secret `fhirgate-secret`), /token/revocation, /reg. `stop()` makes an outage (the port refuses
+// connections), `start()` brings it back on the same port, `rotateKeys()` restarts with new keys.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import Provider from 'oidc-provider';
+import { requestUrl } from './http.mjs';
+
+/** The resource-server client the filter uses for introspection. */
+export const INTROSPECTION_CLIENT = Object.freeze({ id: 'fhirgate', secret: 'fhirgate-secret' });
+
+/** Claims a test may set on a token through `token({claims})` (oidc-provider owns the others). */
+const EXTRA_METADATA = ['fhirgate_alg', 'fhirgate_format', 'fhirgate_ttl', 'fhirgate_claims'];
+
+let keyCounter = 0;
+
+/** In-memory oidc-provider adapter whose store outlives a provider restart (stop/start, rotation). */
+function memoryAdapterFactory(store) {
+  return class MemoryAdapter {
+    constructor(model) {
+      this.model = model;
+    }
+
+    key(id) {
+      return `${this.model}:${id}`;
+    }
+
+    async upsert(id, payload, expiresIn) {
+      const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : undefined;
+      store.set(this.key(id), { payload, expiresAt });
+      if (payload.grantId) {
+        const grantKey = `grant:${payload.grantId}`;
+        store.set(grantKey, { payload: [...(store.get(grantKey)?.payload ?? []), this.key(id)] });
+      }
+      if (payload.userCode) store.set(`userCode:${payload.userCode}`, { payload: id });
+      if (payload.uid) store.set(`uid:${payload.uid}`, { payload: id });
+    }
+
+    async find(id) {
+      const entry = store.get(this.key(id));
+      if (!entry) return undefined;
+      if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+        store.delete(this.key(id));
+        return undefined;
+      }
+      return entry.payload;
+    }
+
+    async findByUserCode(userCode) {
+      const id = store.get(`userCode:${userCode}`)?.payload;
+      return id ? this.find(id) : undefined;
+    }
+
+    async findByUid(uid) {
+      const id = store.get(`uid:${uid}`)?.payload;
+      return id ? this.find(id) : undefined;
+    }
+
+    async consume(id) {
+      const entry = store.get(this.key(id));
+      if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+
+    async destroy(id) {
+      store.delete(this.key(id));
+    }
+
+    async revokeByGrantId(grantId) {
+      for (const key of store.get(`grant:${grantId}`)?.payload ?? []) store.delete(key);
+      store.delete(`grant:${grantId}`);
+    }
+  };
+}
+
+/** Makes one RS256 and one ES256 private JWK with fresh, distinct `kid`s. */
+export function makeKeys() {
+  keyCounter += 1;
+  const stamp = `${Date.now().toString(36)}-${keyCounter}`;
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return [
+    { ...rsa, kid: `rsa-${stamp}`, alg: 'RS256', use: 'sig' },
+    { ...ec, kid: `ec-${stamp}`, alg: 'ES256', use: 'sig' },
+  ];
+}
+
+function basicAuth(id, secret) {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+}
+
+/** A running (or stopped) IdP; see the file comment. */
+export class Idp {
+  constructor({ port = 0, audience, keys, issuer } = {}) {
+    this.port = port;
+    this.issuerOverride = issuer;
+    this.audience = audience;
+    this.keys = keys ?? makeKeys();
+    this.server = null;
+    this.provider = null;
+    this.store = new Map();
+    this.requests = 0;
+    this.jwksFetches = 0;
+  }
+
+  /** `http://127.0.0.1:<port>`; valid once started. */
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The `iss` of its tokens: `url`, unless `issuer` was given (an impostor claiming another's name). */
+  get issuer() {
+    return this.issuerOverride ?? this.url;
+  }
+
+  /** Public JWKS this IdP publishes (for inline configs). */
+  publicJwks() {
+    return {
+      keys: this.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub), // eslint-disable-line no-unused-vars
+    };
+  }
+
+  /** The current `kid`s, RSA first. */
+  kids() {
+    return this.keys.map((k) => k.kid);
+  }
+
+  buildProvider() {
+    const idp = this;
+    const provider = new Provider(this.issuer, {
+      adapter: memoryAdapterFactory(this.store),
+      ttl: {
+        ClientCredentials: (_ctx, _token, client) => client.fhirgateTtl ?? client.fhirgate_ttl ?? 300,
+        Grant: 3600,
+        Session: 3600,
+        Interaction: 600,
+      },
+      clients: [
+        {
+          client_id: INTROSPECTION_CLIENT.id,
+          client_secret: INTROSPECTION_CLIENT.secret,
+          grant_types: [],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
+      jwks: { keys: this.keys },
+      routes: { jwks: '/jwks' },
+      scopes: ['openid', 'offline_access'],
+      extraClientMetadata: {
+        properties: EXTRA_METADATA,
+        validator(_ctx, key, value) {
+          if (key === 'fhirgate_claims' && value !== undefined && (typeof value !== 'object' || Array.isArray(value))) {
+            throw new Error('fhirgate_claims must be an object');
+          }
+        },
+      },
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        // The resource server `fhirgate` may introspect any token; a client may revoke its own.
+        introspection: { enabled: true, allowedPolicy: async () => true },
+        revocation: {
+          enabled: true,
+          allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+        },
+        registration: { enabled: true },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => idp.audience,
+          useGrantedResource: () => true,
+          getResourceServerInfo(ctx, resource, client) {
+            const alg = client.fhirgateAlg ?? client.fhirgate_alg ?? 'RS256';
+            const format = client.fhirgateFormat ?? client.fhirgate_format ?? 'jwt';
+            const ttl = client.fhirgateTtl ?? client.fhirgate_ttl ?? 300;
+            const info = {
+              scope: ctx.oidc.params?.scope ?? '',
+              audience: resource,
+              accessTokenTTL: ttl,
+              accessTokenFormat: format,
+            };
+            if (format === 'jwt') info.jwt = { sign: { alg } };
+            return info;
+          },
+        },
+      },
+      async extraTokenClaims(ctx, token) {
+        const client = ctx?.oidc?.client ?? (await ctx.oidc.provider.Client.find(token.clientId));
+        return client?.fhirgateClaims ?? client?.fhirgate_claims ?? undefined;
+      },
+      clientBasedCORS: () => false,
+    });
+    provider.proxy = false;
+    return provider;
+  }
+
+  /** Starts (or restarts after `stop`) on the same port. */
+  async start() {
+    if (this.server) return this;
+    const server = http.createServer();
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = server.address().port;
+    this.audience ??= `${this.url}/fhir`;
+    this.provider = this.buildProvider();
+    const callback = this.provider.callback();
+    server.on('request', (req, res) => {
+      this.requests += 1;
+      if (req.url === '/jwks') this.jwksFetches += 1;
+      callback(req, res);
+    });
+    this.server = server;
+    return this;
+  }
+
+  /** Stops listening and drops every open connection (an outage). */
+  async stop() {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    await new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  /** Replaces both signing keys (new kids) and restarts on the same port. Tokens issued so far keep their old kid. */
+  async rotateKeys(keys = makeKeys()) {
+    await this.stop();
+    this.keys = keys;
+    await this.start();
+    return this.kids();
+  }
+
+  async post(path, form, auth) {
+    const res = await requestUrl(`${this.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+      body: new URLSearchParams(form).toString(),
+      timeoutMs: 10_000,
+    });
+    return { status: res.status, body: res.json ?? res.text };
+  }
+
+  /** GET `path` on the IdP; resolves `{ status, json, text, headers }`. */
+  get(path) {
+    return requestUrl(`${this.url}${path}`, { timeoutMs: 10_000 });
+  }
+
+  /** Registers a confidential client_credentials client with the given token properties. */
+  async registerClient({ alg = 'RS256', format = 'jwt', ttl = 300, claims } = {}) {
+    const metadata = {
+      client_name: `e2e-${randomUUID()}`,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      fhirgate_alg: alg,
+      fhirgate_format: format,
+      fhirgate_ttl: ttl,
+    };
+    if (claims && Object.keys(claims).length > 0) metadata.fhirgate_claims = claims;
+    const res = await requestUrl(`${this.url}/reg`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(metadata),
+      timeoutMs: 10_000,
+    });
+    const body = res.json;
+    if (res.status !== 201) throw new Error(`client registration failed: ${res.status} ${res.text}`);
+    return { clientId: body.client_id, clientSecret: body.client_secret };
+  }
+
+  /**
+   * Mints a real access token from the token endpoint.
+   * Returns `{ access_token, expires_in, scope, token_type, clientId, clientSecret }`.
+   */
+  async token({ scope = 'system/*.rs', resource, alg, format, ttl, patient, fhirUser, claims = {} } = {}) {
+    const all = { ...claims };
+    if (patient !== undefined) all.patient = patient;
+    if (fhirUser !== undefined) all.fhirUser = fhirUser;
+    const client = await this.registerClient({ alg, format, ttl, claims: all });
+    const form = { grant_type: 'client_credentials', resource: resource ?? this.audience };
+    if (scope) form.scope = scope;
+    const res = await this.post('/token', form, basicAuth(client.clientId, client.clientSecret));
+    if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return { ...res.body, ...client };
+  }
+
+  /** Revokes a token at the revocation endpoint with the client that obtained it. */
+  async revoke(tok) {
+    const res = await this.post(
+      '/token/revocation',
+      { token: tok.access_token, token_type_hint: 'access_token' },
+      basicAuth(tok.clientId, tok.clientSecret),
+    );
+    if (res.status !== 200) throw new Error(`revocation failed: ${res.status}`);
+  }
+
+  /** Introspects as the `fhirgate` resource server would. */
+  async introspect(accessToken) {
+    const res = await this.post(
+      '/token/introspection',
+      { token: accessToken, token_type_hint: 'access_token' },
+      basicAuth(INTROSPECTION_CLIENT.id, INTROSPECTION_CLIENT.secret),
+    );
+    return res.body;
+  }
+}
+
+/** Creates and starts an IdP on 127.0.0.1 (port 0 = a free one). */
+export async function startIdp(options = {}) {
+  const idp = new Idp(options);
+  await idp.start();
+  return idp;
+}
+
+// Standalone: `node lib/idp.mjs [port]` prints the issuer and runs until killed.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const idp = await startIdp({ port: Number(process.argv[2] ?? 0) });
+  console.log(JSON.stringify({ issuer: idp.issuer, kids: idp.kids() }));
+  const stop = () => idp.stop().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
