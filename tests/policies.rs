@@ -116,7 +116,7 @@ fn cli_test_fails_on_a_failing_case() {
     .unwrap();
     std::fs::write(
         dir.join("p.cases.json"),
-        r#"[{"name": "wrongly expects allow", "token": {"sub": "u"}, "request": {"path": "/fhir/Patient"}, "expect": {"decision": "allow"}}]"#,
+        r#"[{"name": "wrongly expects allow", "token": {"sub": "u", "scope": "user/Patient.rs"}, "request": {"path": "/fhir/Patient"}, "expect": {"decision": "allow"}}]"#,
     )
     .unwrap();
     let (code, out, _) = fhirgate(&["test", dir.to_str().unwrap()]);
@@ -160,16 +160,28 @@ fn cli_check_names_the_rule_and_problem() {
 }
 
 #[test]
-fn cli_eval_explains_each_rule() {
-    let (code, out, err) = fhirgate(&[
-        "eval",
-        "--policy",
-        "policies/step-up-writes.json",
-        "--token",
-        r#"{"sub": "u", "amr": ["pwd"]}"#,
-        "--request",
-        "POST /fhir/Observation",
-    ]);
+fn cli_eval_explains_each_step() {
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--policy",
+            "policies/step-up-writes.json",
+            "--token",
+            r#"{"sub": "u", "amr": ["pwd"]}"#,
+            "--request",
+            "POST /fhir/Observation",
+        ];
+        args.extend_from_slice(extra);
+        fhirgate(&args)
+    };
+    // the full decision: SMART first (this token has no write scope)
+    let (code, out, err) = eval(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FHIR request: create Observation"), "{out}");
+    assert!(out.contains("SMART: denied (insufficient_scope)"), "{out}");
+    assert!(out.contains("result: deny (403)"), "{out}");
+    // the policy's rules alone
+    let (code, out, err) = eval(&["--rules-only"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("fhir: interaction create, type 'Observation'"),

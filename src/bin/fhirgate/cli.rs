@@ -15,10 +15,13 @@ usage:
   fhirgate check <policy.json|config.json>...
       compile and lint the rules of policy files or plugin configurations
   fhirgate test [dir]
-      run every <name>.cases.json in dir (default: policies) against <name>.json
+      run every <name>.cases.json in dir (default: policies) against <name>.json, through the
+      filter's decision (FHIR base /fhir, SMART enforced, the policy's rules)
   fhirgate eval --policy p.json --token claims.json|'{...}' --request 'GET /fhir/Observation?patient=1'
                 [--source ip:port] [--header name:value]... [--body file.json] [--response resource.json]
-      explain one decision step by step
+                [--rules-only]
+      explain one decision step by step: token, FHIR request, SMART, each rule (with --rules-only:
+      the policy's rules alone, without SMART enforcement)
   fhirgate render --policy p.json [--base config.json] --format plugin|envoy|istio
                   [--name fhirgate] [--namespace default] [--wasm path-or-url] [--selector key=value]...
       write the plugin configuration, an Envoy filter or an Istio WasmPlugin
@@ -62,20 +65,33 @@ fn read_json(path_or_inline: &str) -> Result<Value, String> {
 /// `--flag value` options; repeated flags keep every value.
 struct Opts {
     pairs: Vec<(String, String)>,
+    switches: Vec<String>,
 }
 
 impl Opts {
-    fn parse(args: &[String], known: &[&str]) -> Result<Opts, String> {
+    fn parse(args: &[String], known: &[&str], switches: &[&str]) -> Result<Opts, String> {
         let mut pairs = Vec::new();
+        let mut on = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
+            if switches.contains(&a.as_str()) {
+                on.push(a.clone());
+                continue;
+            }
             if !known.contains(&a.as_str()) {
                 return Err(format!("unexpected argument {a:?}\n{USAGE}"));
             }
             let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
             pairs.push((a.clone(), v.clone()));
         }
-        Ok(Opts { pairs })
+        Ok(Opts {
+            pairs,
+            switches: on,
+        })
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
     }
 
     fn one(&self, name: &str) -> Option<&str> {
@@ -168,6 +184,7 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             "--body",
             "--response",
         ],
+        &["--rules-only"],
     )?;
     let policy_path = o.need("--policy")?;
     let (policy, rules) = match Policy::parse(&read(policy_path)?) {
@@ -222,7 +239,11 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             acr_values: None,
         },
     };
-    let decider = authoring::default_decider(&policy, &rules)?;
+    let decider = if o.switch("--rules-only") {
+        authoring::rules_only_decider(&policy, &rules)?
+    } else {
+        authoring::default_decider(&policy, &rules)?
+    };
     let outcome = decider.decide(&case)?;
     for (i, line) in outcome.explanation.iter().enumerate() {
         let _ = writeln!(out, "{:>2}. {line}", i + 1);
@@ -242,6 +263,7 @@ fn render_cmd(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             "--wasm",
             "--selector",
         ],
+        &[],
     )?;
     let policy_path = o.need("--policy")?;
     let (policy, _) = Policy::parse(&read(policy_path)?).map_err(|p| {

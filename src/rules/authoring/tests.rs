@@ -2,6 +2,7 @@ use serde_json::{json, Value};
 
 use super::cases::{compare, parse_cases, Decision, Expect, Outcome};
 use super::*;
+use crate::rules::RuleSet;
 
 const POLICY: &str = r#"{
   "description": "test policy",
@@ -37,6 +38,10 @@ const CASES: &str = r#"[
    "expect": {"decision": "allow", "flags": ["emergency"]}}
 ]"#;
 
+fn rules_only(files: &[(String, String)]) -> SuiteReport {
+    run_suite(files, &rules_only_decider)
+}
+
 fn files(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v = vec![
         ("p.json".to_string(), POLICY.to_string()),
@@ -49,7 +54,7 @@ fn files(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn a_suite_runs_every_case() {
-    let report = test_files(&files(&[]));
+    let report = rules_only(&files(&[]));
     let text = report.render();
     assert_eq!(report.failed(), 0, "{text}");
     assert_eq!(report.passed(), 6);
@@ -60,7 +65,7 @@ fn a_suite_runs_every_case() {
 #[test]
 fn failing_cases_and_missing_files_are_counted() {
     let wrong = CASES.replace(r#""status": 401"#, r#""status": 403"#);
-    let report = test_files(&[
+    let report = rules_only(&[
         ("p.json".to_string(), POLICY.to_string()),
         ("p.cases.json".to_string(), wrong),
         ("lonely.json".to_string(), POLICY.to_string()),
@@ -316,4 +321,38 @@ fn fhir_interactions_of_the_case_reader() {
     assert!(f("GET", "/other/Patient").is_err());
     assert!(f("GET", "/fhirx/Patient").is_err());
     assert!(f("GET", "/fhir/Patient?x=%zz").is_err());
+}
+
+#[test]
+fn the_default_decider_is_the_full_decision() {
+    // the same policy and cases under SMART enforcement: tokens without scopes are refused
+    let report = test_files(&files(&[]));
+    let text = report.render();
+    assert!(text.contains("PASS p: read ok"), "{text}");
+    assert!(
+        text.contains("FAIL p: write needs mfa\n     expected status 401, got 403"),
+        "{text}"
+    );
+    let (policy, _) = Policy::parse(POLICY).unwrap();
+    let decider = default_decider(&policy, &RuleSet::default()).unwrap();
+    let case: Case = serde_json::from_value(json!({
+        "name": "scoped write without mfa",
+        "token": {"sub": "u", "scope": "user/Observation.cruds"},
+        "request": {"method": "POST", "path": "/fhir/Observation",
+                    "body": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}},
+        "expect": {"decision": "deny"}
+    }))
+    .unwrap();
+    let outcome = decider.decide(&case).unwrap();
+    assert_eq!(outcome.status, 401, "{:?}", outcome.explanation);
+    assert_eq!(outcome.rule.as_deref(), Some("writes-need-mfa"));
+    assert_eq!(outcome.acr_values.as_deref(), Some("urn:mfa"));
+    assert!(
+        outcome
+            .explanation
+            .iter()
+            .any(|l| l.contains("SMART: allowed")),
+        "{:?}",
+        outcome.explanation
+    );
 }
