@@ -3,7 +3,12 @@
 //! against fixed keys, the decision, and the response check. Keys are fixed test keys (see
 //! `tests/fixtures/README.md`); the clock is passed in, as in the filter.
 #![cfg(target_arch = "wasm32")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -23,11 +28,15 @@ const AUD: &str = "https://fhir.example.org/fhir";
 const RSA_PEM: &str = include_str!("fixtures/rsa-test-key.pem");
 
 fn rsa() -> RS256KeyPair {
-    RS256KeyPair::from_pem(RSA_PEM).unwrap().with_key_id("rsa-1")
+    RS256KeyPair::from_pem(RSA_PEM)
+        .unwrap()
+        .with_key_id("rsa-1")
 }
 
 fn ec() -> ES256KeyPair {
-    ES256KeyPair::from_bytes(&[0x2a; 32]).unwrap().with_key_id("ec-1")
+    ES256KeyPair::from_bytes(&[0x2a; 32])
+        .unwrap()
+        .with_key_id("ec-1")
 }
 
 fn b64(b: &[u8]) -> String {
@@ -70,7 +79,10 @@ fn claims(scope: &str, patient: Option<&str>, exp_offset: i64) -> JWTClaims<Map<
 }
 
 fn opts() -> HeaderOptions {
-    HeaderOptions { signature_type: Some("at+jwt".into()), ..Default::default() }
+    HeaderOptions {
+        signature_type: Some("at+jwt".into()),
+        ..Default::default()
+    }
 }
 
 fn keys(cfg: &Config) -> std::rc::Rc<fhirgate::token::KeySet> {
@@ -81,11 +93,22 @@ fn keys(cfg: &Config) -> std::rc::Rc<fhirgate::token::KeySet> {
 }
 
 fn verify(cfg: &Config, token: &str) -> Result<fhirgate::token::VerifiedToken, TokenError> {
-    verify_jwt(token, &cfg.providers[0].policy, &keys(cfg), &cfg.claim_names, NOW + 10)
+    verify_jwt(
+        token,
+        &cfg.providers[0].policy,
+        &keys(cfg),
+        &cfg.claim_names,
+        NOW + 10,
+    )
 }
 
 fn get(path: &str) -> RequestInfo {
-    RequestInfo { method: "GET".into(), path: path.into(), source_address: "192.0.2.1:4000".into(), ..Default::default() }
+    RequestInfo {
+        method: "GET".into(),
+        path: path.into(),
+        source_address: "192.0.2.1:4000".into(),
+        ..Default::default()
+    }
 }
 
 #[wasm_bindgen_test]
@@ -105,44 +128,86 @@ fn configuration_parses_and_names_bad_keys() {
 #[wasm_bindgen_test]
 fn rs256_and_es256_verify_and_forgeries_fail() {
     let cfg = config();
-    let rs = rsa().sign_with_options(claims("user/*.rs", None, 300), &opts()).unwrap();
-    let es = ec().sign_with_options(claims("user/*.rs", None, 300), &opts()).unwrap();
+    let rs = rsa()
+        .sign_with_options(claims("user/*.rs", None, 300), &opts())
+        .unwrap();
+    let es = ec()
+        .sign_with_options(claims("user/*.rs", None, 300), &opts())
+        .unwrap();
     assert_eq!(verify(&cfg, &rs).unwrap().subject(), Some("user-1"));
-    assert_eq!(verify(&cfg, &es).unwrap().scopes(), ["user/*.rs".to_string()]);
+    assert_eq!(
+        verify(&cfg, &es).unwrap().scopes(),
+        ["user/*.rs".to_string()]
+    );
 
     let (head, sig) = rs.rsplit_once('.').unwrap();
     let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
     bytes[5] ^= 1;
     assert!(verify(&cfg, &format!("{head}.{}", b64(&bytes))).is_err());
 
-    let expired = rsa().sign_with_options(claims("user/*.rs", None, -60), &opts()).unwrap();
+    let expired = rsa()
+        .sign_with_options(claims("user/*.rs", None, -60), &opts())
+        .unwrap();
     assert!(verify(&cfg, &expired).unwrap_err().is_expired());
 
-    let none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#), rs.split('.').nth(1).unwrap());
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"at+jwt"}"#),
+        rs.split('.').nth(1).unwrap()
+    );
     assert!(verify(&cfg, &none).is_err());
 }
 
 #[wasm_bindgen_test]
 fn the_decision_enforces_scopes_compartment_and_rules() {
     let cfg = config();
-    let token = rsa().sign_with_options(claims("patient/*.rs", Some("123"), 300), &opts()).unwrap();
+    let token = rsa()
+        .sign_with_options(claims("patient/*.rs", Some("123"), 300), &opts())
+        .unwrap();
     let t = verify(&cfg, &token).unwrap();
 
-    assert!(decide(&cfg, &t, &get("/fhir/Patient/123"), None).denial.is_none());
-    let other = decide(&cfg, &t, &get("/fhir/Patient/999"), None).denial.unwrap();
+    assert!(decide(&cfg, &t, &get("/fhir/Patient/123"), None)
+        .denial
+        .is_none());
+    let other = decide(&cfg, &t, &get("/fhir/Patient/999"), None)
+        .denial
+        .unwrap();
     assert_eq!(other.kind, DenyKind::Forbidden);
-    let search = decide(&cfg, &t, &get("/fhir/Observation?patient=Patient/123"), None);
+    let search = decide(
+        &cfg,
+        &t,
+        &get("/fhir/Observation?patient=Patient/123"),
+        None,
+    );
     assert!(search.denial.is_none());
-    assert!(decide(&cfg, &t, &get("/fhir/Observation?patient=123,456"), None).denial.is_some());
-    let write = RequestInfo { method: "DELETE".into(), ..get("/fhir/Patient/123") };
-    assert!(matches!(decide(&cfg, &t, &write, None).denial.unwrap().kind, DenyKind::InsufficientScope { .. }));
+    assert!(
+        decide(&cfg, &t, &get("/fhir/Observation?patient=123,456"), None)
+            .denial
+            .is_some()
+    );
+    let write = RequestInfo {
+        method: "DELETE".into(),
+        ..get("/fhir/Patient/123")
+    };
+    assert!(matches!(
+        decide(&cfg, &t, &write, None).denial.unwrap().kind,
+        DenyKind::InsufficientScope { .. }
+    ));
 
-    let admin = rsa().sign_with_options(claims("user/*.cruds", None, 300), &opts()).unwrap();
+    let admin = rsa()
+        .sign_with_options(claims("user/*.cruds", None, 300), &opts())
+        .unwrap();
     let admin = verify(&cfg, &admin).unwrap();
-    let delete = RequestInfo { method: "DELETE".into(), ..get("/fhir/Observation/1") };
+    let delete = RequestInfo {
+        method: "DELETE".into(),
+        ..get("/fhir/Observation/1")
+    };
     let denied = decide(&cfg, &admin, &delete, None).denial.unwrap();
     assert_eq!(denied.rule.as_deref(), Some("no-deletes-from-outside"));
-    let inside = RequestInfo { source_address: "10.1.2.3:5000".into(), ..delete };
+    let inside = RequestInfo {
+        source_address: "10.1.2.3:5000".into(),
+        ..delete
+    };
     assert!(decide(&cfg, &admin, &inside, None).denial.is_none());
 }
 
@@ -152,8 +217,13 @@ fn bundles_from_upstream_are_filtered_to_the_patient() {
         {"resource": {"resourceType": "Observation", "id": "a", "subject": {"reference": "Patient/123"}}},
         {"resource": {"resourceType": "Observation", "id": "b", "subject": {"reference": "Patient/999"}}},
     ]});
-    let check = ResponseCheck { patient: Some("123".into()), granular: Vec::new() };
-    let ResponseVerdict::Rewrite { withheld, .. } = check_response(bundle.to_string().as_bytes(), &check) else {
+    let check = ResponseCheck {
+        patient: Some("123".into()),
+        granular: Vec::new(),
+    };
+    let ResponseVerdict::Rewrite { withheld, .. } =
+        check_response(bundle.to_string().as_bytes(), &check)
+    else {
         panic!("expected a rewrite");
     };
     assert_eq!(withheld, 1);
