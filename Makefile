@@ -107,8 +107,8 @@ unit:
 
 # Policy cases beside policies/ (the lead adds the `fhirgate test` command):
 policy-test:
-	# cargo run --quiet --bin fhirgate -- test policies
-	@echo "policy-test: not wired yet"
+	cargo run --quiet --bin fhirgate -- check policies/*.json
+	cargo run --quiet --bin fhirgate -- test policies
 
 wasm-test: tools-rust tools-wasm-bindgen
 	cargo test --target wasm32-unknown-unknown --test wasm
@@ -120,7 +120,7 @@ e2e: tools-envoy tools-node wasm
 validate-envoy: tools-envoy wasm
 	"$(ENVOY)" --mode validate -c "$(ROOT)/envoy/envoy.yaml" -l error --disable-hot-restart
 
-test: tools fmt-check clippy unit wasm-test e2e
+test: tools fmt-check clippy unit policy-test wasm-test e2e
 
 demo: tools-envoy tools-node wasm
 	cd "$(E2E)" && node demo.mjs
