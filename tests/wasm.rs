@@ -220,6 +220,7 @@ fn bundles_from_upstream_are_filtered_to_the_patient() {
     let check = ResponseCheck {
         patient: Some("123".into()),
         granular: Vec::new(),
+        rules: false,
     };
     let ResponseVerdict::Rewrite { withheld, .. } =
         check_response(bundle.to_string().as_bytes(), &check)
