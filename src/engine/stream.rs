@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::auth::AuthStep;
+use super::introspect::{introspection_unavailable, IntroOutcome};
 use super::{Action, Worker};
 use crate::audit::AuditRecord;
 use crate::config::OWNED_HEADER_PREFIX;
@@ -14,7 +15,7 @@ use crate::host::{Host, LogLevel, MetricKind, StreamId};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::{extract_bearer, VerifiedToken};
 
-/// Longest a stream waits for another worker's key fetch before getting 503.
+/// Longest a stream waits for another worker's key fetch (or an introspection) before getting 503.
 const MAX_WAIT_MS: u64 = 65_000;
 
 /// A stream the worker is tracking.
@@ -29,6 +30,8 @@ pub(super) struct Stream {
     /// The headers went on upstream before the body (see `release_headers`).
     headers_released: bool,
     waiting_keys: Option<usize>,
+    /// SHA-256 of the token whose introspection this stream waits for.
+    waiting_introspection: Option<[u8; 32]>,
     token: Option<Rc<VerifiedToken>>,
     started_ms: u64,
 }
@@ -147,6 +150,7 @@ impl Worker {
                 paused: false,
                 headers_released: false,
                 waiting_keys: None,
+                waiting_introspection: None,
                 token: None,
                 started_ms,
             },
@@ -182,7 +186,7 @@ impl Worker {
         }
         s.body = Some(host.request_body(stream, body_size).unwrap_or_default());
         s.body_done = true;
-        if s.waiting_keys.is_some() {
+        if s.waiting_keys.is_some() || s.waiting_introspection.is_some() {
             return Action::Pause;
         }
         // Whatever the verdict, the stream's headers already went on or are answered here.
@@ -242,6 +246,56 @@ impl Worker {
         }
     }
 
+    /// Finishes every stream waiting on the introspection of `hash`: on with the token, or denied.
+    pub(super) fn finish_introspection_waiters(
+        &mut self,
+        host: &dyn Host,
+        hash: &[u8; 32],
+        outcome: IntroOutcome,
+    ) {
+        let waiting: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.waiting_introspection.as_ref() == Some(hash))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            match &outcome {
+                IntroOutcome::Active(token) => {
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        s.waiting_introspection = None;
+                        s.token = Some(Rc::clone(token));
+                        s.bearer.clear();
+                    }
+                    self.advance(host, id, Driver::Wake);
+                }
+                IntroOutcome::Denied(denial) => {
+                    self.finish_deny(host, id, denial);
+                }
+            }
+        }
+    }
+
+    /// Answers 503 to streams waiting on an introspection that is no longer in flight, or
+    /// waiting longer than [`MAX_WAIT_MS`].
+    pub(super) fn fail_orphan_introspection_waiters(&mut self, host: &dyn Host) {
+        let now = host.now_ms();
+        let orphans: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| {
+                s.waiting_introspection.is_some_and(|h| {
+                    !self.intro_inflight.contains_key(&h)
+                        || now.saturating_sub(s.started_ms) > MAX_WAIT_MS
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            self.finish_deny(host, id, &introspection_unavailable());
+        }
+    }
+
     fn advance(&mut self, host: &dyn Host, stream: StreamId, driver: Driver) -> Action {
         let Some(s) = self.streams.get(&stream) else {
             return Action::Continue;
@@ -259,6 +313,13 @@ impl Worker {
                 AuthStep::WaitKeys(index) => {
                     if let Some(s) = self.streams.get_mut(&stream) {
                         s.waiting_keys = Some(index);
+                        s.paused = true;
+                    }
+                    return Action::Pause;
+                }
+                AuthStep::WaitIntrospection(hash) => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.waiting_introspection = Some(hash);
                         s.paused = true;
                     }
                     return Action::Pause;

@@ -351,6 +351,12 @@ impl Harness {
         self.sim.callouts.borrow().clone()
     }
 
+    /// Forgets every pending callout without answering it (a proxy that lost them): no answer
+    /// and no timeout will ever reach the filter.
+    pub fn lose_callouts(&mut self) {
+        self.sim.callouts.borrow_mut().clear();
+    }
+
     /// Answers a pending callout on the worker that made it.
     pub fn answer(&mut self, token: u32, result: CalloutResult) {
         let callout = {
