@@ -31,7 +31,10 @@ process.on('SIGTERM', () => shutdown(143));
 function reasonOf(res) {
   const issue = res.json?.issue?.[0];
   const parts = [];
-  if (issue) parts.push(`${issue.code}: ${issue.diagnostics ?? issue.details?.text ?? ''}`.trim());
+  if (issue) {
+    const reason = issue.details?.text ? ` [${issue.details.text}]` : '';
+    parts.push(`${issue.code}${reason}: ${issue.diagnostics ?? ''}`.trim());
+  }
   const challenge = res.headers['www-authenticate'];
   if (challenge) parts.push(`WWW-Authenticate: ${challenge}`);
   if (res.headers['retry-after']) parts.push(`Retry-After: ${res.headers['retry-after']}`);
