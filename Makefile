@@ -83,7 +83,8 @@ tools-wasm-bindgen:
 	if [ "$$have" != "$$want" ]; then \
 	  echo "installing wasm-bindgen-cli $$want into .tools (a few minutes, once)"; \
 	  $(WBG_PROFILE) cargo install --quiet --locked --root "$(TOOLS)" wasm-bindgen-cli --version "$$want" \
-	  || $(WBG_PROFILE) cargo install --quiet --root "$(TOOLS)" wasm-bindgen-cli --version "$$want"; \
+	  || { echo "(the registry lacks a locked dependency of wasm-bindgen-cli: resolving without --locked)"; \
+	       $(WBG_PROFILE) cargo install --quiet --root "$(TOOLS)" wasm-bindgen-cli --version "$$want"; }; \
 	fi
 
 # ---------------------------------------------------------------- build
