@@ -76,7 +76,10 @@ impl AuditRecord {
             .and_then(|t| t.claims().get("purpose_of_use"))
             .map(|v| match v {
                 serde_json::Value::String(s) => vec![s.clone()],
-                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
                 _ => Vec::new(),
             })
             .unwrap_or_default();
@@ -92,7 +95,9 @@ impl AuditRecord {
             resource_type: None,
             resource_id: None,
             patient: token.and_then(|t| t.patient().map(str::to_string)),
-            subject: token.and_then(|t| t.subject().map(str::to_string)).filter(|s| !s.is_empty()),
+            subject: token
+                .and_then(|t| t.subject().map(str::to_string))
+                .filter(|s| !s.is_empty()),
             client_id: token.and_then(|t| t.client_id().map(str::to_string)),
             issuer: token.map(|t| t.issuer().to_string()),
             token_kind: token.map(|t| match t.kind() {
@@ -108,14 +113,23 @@ impl AuditRecord {
     }
 
     /// The record of a decision made by [`crate::decision::decide`].
-    pub fn new(now_ms: u64, info: &RequestInfo, token: Option<&VerifiedToken>, decision: &Decision, withheld: u32) -> Self {
+    pub fn new(
+        now_ms: u64,
+        info: &RequestInfo,
+        token: Option<&VerifiedToken>,
+        decision: &Decision,
+        withheld: u32,
+    ) -> Self {
         let mut record = AuditRecord::base(now_ms, info, token);
         if let Some(fhir) = &decision.fhir {
             record.interaction = Some(fhir.interaction.as_str().to_string());
             record.resource_type = fhir.resource_type.clone();
             record.resource_id = fhir.id.clone();
         }
-        record.break_the_glass = decision.flags.iter().any(|f| f.contains("break-the-glass") || f.contains("btg"));
+        record.break_the_glass = decision
+            .flags
+            .iter()
+            .any(|f| f.contains("break-the-glass") || f.contains("btg"));
         record.flags = decision.flags.clone();
         record.withheld = withheld;
         if let Some(denial) = &decision.denial {
@@ -125,7 +139,12 @@ impl AuditRecord {
     }
 
     /// The record of a request refused before (or without) a full decision.
-    pub fn denied(now_ms: u64, info: &RequestInfo, token: Option<&VerifiedToken>, denial: &Denial) -> Self {
+    pub fn denied(
+        now_ms: u64,
+        info: &RequestInfo,
+        token: Option<&VerifiedToken>,
+        denial: &Denial,
+    ) -> Self {
         let mut record = AuditRecord::base(now_ms, info, token);
         record.set_denial(denial);
         record

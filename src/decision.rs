@@ -6,10 +6,14 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::fhir::{bundle_entries, parse_request, FhirError, FhirRequest, Interaction};
+use crate::fhir::{
+    body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
+};
 use crate::outcome::{Denial, DenyKind};
 use crate::rules::{RuleInput, RuleVerdict};
-use crate::smart::{authorize, ScopeSet, SmartDenial};
+use crate::smart::{
+    authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
+};
 use crate::token::VerifiedToken;
 
 /// The HTTP request as the decision sees it.
@@ -39,22 +43,62 @@ pub struct Decision {
     pub fhir: Option<FhirRequest>,
     /// Names of `flag` rules that fired (e.g. break-the-glass).
     pub flags: Vec<String>,
-    /// Whether the response must be checked against the patient compartment / consent.
-    pub response_check: bool,
+    /// What the response must be checked against, when the request alone could not prove it.
+    pub response_check: Option<ResponseCheck>,
     /// Human-readable steps, for `fhirgate eval` and debug logs (no token, no PHI beyond the
     /// request itself).
     pub trace: Vec<String>,
 }
 
-/// Decides an authenticated request. `body` is given when the FHIR model needs it (form
-/// searches, batch/transaction bundles).
-pub fn decide(config: &Config, token: &VerifiedToken, req: &RequestInfo, body: Option<&[u8]>) -> Decision {
+/// What returned resources must satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseCheck {
+    /// Resources must be in this patient's compartment (or shared, non-patient data).
+    pub patient: Option<String>,
+    /// Resources must match one of these granular scope constraint sets (empty: no constraint).
+    pub granular: Vec<Vec<Constraint>>,
+}
+
+/// Whether the engine should buffer the request body for the decision: form searches and
+/// bundles always, writes (`POST`, `PUT`, `PATCH`) so a patient-scoped write can be checked.
+pub fn wants_body(method: &str, path: &str, base_path: &str) -> bool {
+    body_need(method, path, base_path) != BodyNeed::None
+        || matches!(method, "POST" | "PUT" | "PATCH")
+}
+
+/// Decides an authenticated request. `body` is the buffered request body when
+/// [`wants_body`] asked for it (`Some(&[])` for an empty one).
+pub fn decide(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    body: Option<&[u8]>,
+) -> Decision {
     let mut decision = Decision::default();
     let content_type = req.headers.get("content-type").map(String::as_str);
-    let fhir = match parse_request(&req.method, &req.path, &config.base_path, content_type, body) {
+    let model_body = match body_need(&req.method, &req.path, &config.base_path) {
+        BodyNeed::None => None,
+        _ => Some(body.unwrap_or_default()),
+    };
+    let parsed = parse_request(
+        &req.method,
+        &req.path,
+        &config.base_path,
+        content_type,
+        model_body,
+    )
+    .and_then(|mut f| {
+        if let Some(criteria) = req.headers.get("if-none-exist") {
+            f.apply_if_none_exist(criteria)?;
+        }
+        Ok(f)
+    });
+    let fhir = match parsed {
         Ok(f) => f,
         Err(e) => {
-            decision.trace.push(format!("FHIR request: rejected ({})", e.code()));
+            decision
+                .trace
+                .push(format!("FHIR request: rejected ({})", e.code()));
             decision.denial = Some(fhir_denial(&e));
             return decision;
         }
@@ -68,11 +112,16 @@ pub fn decide(config: &Config, token: &VerifiedToken, req: &RequestInfo, body: O
     let token_value = token.to_cel_value();
     let request_value = request_value(req);
     let source_value = json!({ "address": req.source_address });
-    let entries = if matches!(fhir.interaction, Interaction::Batch | Interaction::Transaction) {
+    let entries = if matches!(
+        fhir.interaction,
+        Interaction::Batch | Interaction::Transaction
+    ) {
         match bundle_entries(body.unwrap_or_default(), &config.base_path) {
             Ok(entries) => entries,
             Err(e) => {
-                decision.trace.push(format!("bundle: rejected ({})", e.code()));
+                decision
+                    .trace
+                    .push(format!("bundle: rejected ({})", e.code()));
                 decision.denial = Some(fhir_denial(&e));
                 decision.fhir = Some(fhir);
                 return decision;
@@ -80,6 +129,11 @@ pub fn decide(config: &Config, token: &VerifiedToken, req: &RequestInfo, body: O
         }
     } else {
         Vec::new()
+    };
+    let bundle_json: Option<Value> = if entries.is_empty() {
+        None
+    } else {
+        body.and_then(|b| serde_json::from_slice(b).ok())
     };
     let ctx = Ctx {
         config,
@@ -90,13 +144,23 @@ pub fn decide(config: &Config, token: &VerifiedToken, req: &RequestInfo, body: O
         source_value: &source_value,
     };
     // The container itself goes through the rules too (rules can refuse all batches).
-    if let Err(denial) = authorize_one(&ctx, &fhir, None, &mut decision) {
+    let own_resource = if entries.is_empty() {
+        body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+    } else {
+        None
+    };
+    if let Err(denial) = authorize_one(&ctx, &fhir, None, own_resource.as_ref(), &mut decision) {
         decision.denial = Some(denial);
         decision.fhir = Some(fhir);
         return decision;
     }
     for (index, entry) in &entries {
-        if let Err(mut denial) = authorize_one(&ctx, entry, Some(*index), &mut decision) {
+        let resource = bundle_json
+            .as_ref()
+            .and_then(|b| b.get("entry"))
+            .and_then(|e| e.get(*index))
+            .and_then(|e| e.get("resource"));
+        if let Err(mut denial) = authorize_one(&ctx, entry, Some(*index), resource, &mut decision) {
             denial.description = format!("bundle entry {index}: {}", denial.description);
             decision.denial = Some(denial);
             break;
@@ -118,20 +182,56 @@ struct Ctx<'a> {
     source_value: &'a Value,
 }
 
-fn authorize_one(ctx: &Ctx, fhir: &FhirRequest, entry: Option<usize>, decision: &mut Decision) -> Result<(), Denial> {
+fn authorize_one(
+    ctx: &Ctx,
+    fhir: &FhirRequest,
+    entry: Option<usize>,
+    resource: Option<&Value>,
+    decision: &mut Decision,
+) -> Result<(), Denial> {
     let label = entry.map(|i| format!("entry {i}: ")).unwrap_or_default();
     if ctx.config.smart_enforce {
         match authorize(ctx.scopes, fhir, ctx.token.patient()) {
             Ok(grant) => {
-                decision.response_check |= grant.needs_response_check;
+                if grant.needs_request_check {
+                    let patient = ctx.token.patient().unwrap_or_default();
+                    let inside = resource
+                        .map(|r| resource_in_patient_compartment(r, patient) == Membership::In)
+                        .unwrap_or(false);
+                    if !inside {
+                        decision.trace.push(format!(
+                            "{label}SMART: the written resource is outside the patient compartment"
+                        ));
+                        return Err(Denial::new(
+                            DenyKind::Forbidden,
+                            "smart.write_outside_compartment",
+                            "the resource written is not in the patient's compartment",
+                        ));
+                    }
+                }
+                if grant.needs_response_check {
+                    let check = decision
+                        .response_check
+                        .get_or_insert_with(ResponseCheck::default);
+                    if grant.patient_constrained {
+                        check.patient = ctx.token.patient().map(str::to_string);
+                    }
+                    check.granular.extend(grant.granular.iter().cloned());
+                }
                 decision.trace.push(format!(
                     "{label}SMART: allowed by `{}`{}",
                     grant.via,
-                    if grant.needs_response_check { " (response will be checked)" } else { "" }
+                    if grant.needs_response_check {
+                        " (response will be checked)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             Err(denial) => {
-                decision.trace.push(format!("{label}SMART: denied ({})", denial.code()));
+                decision
+                    .trace
+                    .push(format!("{label}SMART: denied ({})", denial.code()));
                 return Err(smart_denial(&denial));
             }
         }
@@ -147,7 +247,9 @@ fn authorize_one(ctx: &Ctx, fhir: &FhirRequest, entry: Option<usize>, decision: 
     match ctx.config.rules.evaluate(&input) {
         RuleVerdict::Allow { flags, trace } => {
             for t in trace {
-                decision.trace.push(format!("{label}rule {t}"));
+                decision
+                    .trace
+                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
             }
             for f in flags {
                 if !decision.flags.contains(&f) {
@@ -164,7 +266,9 @@ fn authorize_one(ctx: &Ctx, fhir: &FhirRequest, entry: Option<usize>, decision: 
             trace,
         } => {
             for t in trace {
-                decision.trace.push(format!("{label}rule {t}"));
+                decision
+                    .trace
+                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
             }
             let (kind, reason) = match step_up {
                 Some(s) => (
@@ -203,7 +307,11 @@ fn smart_denial(d: &SmartDenial) -> Denial {
             format!("smart.{}", d.code()),
             format!("the token's scopes do not allow this; needs {required}"),
         ),
-        other => Denial::new(DenyKind::Forbidden, format!("smart.{}", other.code()), other.to_string()),
+        other => Denial::new(
+            DenyKind::Forbidden,
+            format!("smart.{}", other.code()),
+            other.to_string(),
+        ),
     }
 }
 

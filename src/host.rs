@@ -85,6 +85,15 @@ pub trait Host {
     /// Resumes a stream that was paused waiting for a callout.
     fn resume(&self, stream: StreamId);
 
-    /// Adds `value` to a metric (counters and gauges) or records it (histograms).
+    /// All response headers of a stream (names lowercase, `:status` included).
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)>;
+    /// Sets or, with `None`, removes a response header.
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>);
+    /// The buffered response body, up to `size` bytes.
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the whole buffered response body.
+    fn set_response_body(&self, stream: StreamId, body: &[u8]);
+
+    /// Adds `value` to a counter, sets a gauge, or records a histogram sample.
     fn metric(&self, kind: MetricKind, name: &str, value: i64);
 }

@@ -6,7 +6,15 @@
 //!    values out, no I/O and no `proxy_wasm`;
 //! 2. the host boundary (`host::Host`) and the request state machine that uses it (`engine`);
 //! 3. the glue (`wasm`), the only module that imports `proxy_wasm`.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod audit;
 pub mod config;
@@ -16,6 +24,7 @@ pub mod fhir;
 pub mod forward;
 pub mod host;
 pub mod outcome;
+pub mod response;
 pub mod rules;
 pub mod smart;
 pub mod token;

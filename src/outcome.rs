@@ -39,6 +39,9 @@ pub enum DenyKind {
     TooLarge,
     /// Keys or introspection unavailable: 503 with Retry-After, `transient`.
     Unavailable,
+    /// The upstream response needed a check it could not get (not FHIR JSON, compressed,
+    /// too large): 502 `exception`.
+    BadGateway,
 }
 
 /// A decision to refuse a request.
@@ -68,12 +71,15 @@ impl Denial {
     /// The HTTP status for this denial.
     pub fn status(&self) -> u16 {
         match self.kind {
-            DenyKind::NoCredentials | DenyKind::InvalidToken { .. } | DenyKind::StepUp { .. } => 401,
+            DenyKind::NoCredentials | DenyKind::InvalidToken { .. } | DenyKind::StepUp { .. } => {
+                401
+            }
             DenyKind::InvalidRequest | DenyKind::BadRequest => 400,
             DenyKind::InsufficientScope { .. } | DenyKind::Forbidden => 403,
             DenyKind::NotFound => 404,
             DenyKind::TooLarge => 413,
             DenyKind::Unavailable => 503,
+            DenyKind::BadGateway => 502,
         }
     }
 
@@ -88,6 +94,7 @@ impl Denial {
             DenyKind::NotFound => "not-found",
             DenyKind::TooLarge => "too-costly",
             DenyKind::Unavailable => "transient",
+            DenyKind::BadGateway => "exception",
         }
     }
 
@@ -156,7 +163,13 @@ impl Denial {
 /// character set of error descriptions to printable ASCII without `"` and `\`).
 fn quote(text: &str) -> String {
     text.chars()
-        .map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { '\'' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                '\''
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -185,9 +198,13 @@ mod tests {
 
     #[test]
     fn no_credentials_has_no_error_attribute() {
-        let r = Denial::new(DenyKind::NoCredentials, "token.missing", "no bearer token").to_reply("fhir", 5);
+        let r = Denial::new(DenyKind::NoCredentials, "token.missing", "no bearer token")
+            .to_reply("fhir", 5);
         assert_eq!(r.status, 401);
-        assert_eq!(header(&r, "www-authenticate"), Some("Bearer realm=\"fhir\""));
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"fhir\"")
+        );
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["issue"][0]["code"], "login");
         assert_eq!(header(&r, "content-type"), Some("application/fhir+json"));
@@ -196,11 +213,28 @@ mod tests {
     #[test]
     fn each_kind_maps_per_contract() {
         let cases = [
-            (DenyKind::InvalidRequest, 400, "invalid", Some("invalid_request")),
-            (DenyKind::InvalidToken { expired: false }, 401, "login", Some("invalid_token")),
-            (DenyKind::InvalidToken { expired: true }, 401, "expired", Some("invalid_token")),
             (
-                DenyKind::InsufficientScope { scope: "patient/Observation.rs".into() },
+                DenyKind::InvalidRequest,
+                400,
+                "invalid",
+                Some("invalid_request"),
+            ),
+            (
+                DenyKind::InvalidToken { expired: false },
+                401,
+                "login",
+                Some("invalid_token"),
+            ),
+            (
+                DenyKind::InvalidToken { expired: true },
+                401,
+                "expired",
+                Some("invalid_token"),
+            ),
+            (
+                DenyKind::InsufficientScope {
+                    scope: "patient/Observation.rs".into(),
+                },
                 403,
                 "forbidden",
                 Some("insufficient_scope"),
@@ -215,7 +249,9 @@ mod tests {
             let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(body["issue"][0]["code"], code);
             match error {
-                Some(e) => assert!(header(&r, "www-authenticate").unwrap().contains(&format!("error=\"{e}\""))),
+                Some(e) => assert!(header(&r, "www-authenticate")
+                    .unwrap()
+                    .contains(&format!("error=\"{e}\""))),
                 None => assert_eq!(header(&r, "www-authenticate"), None),
             }
         }
@@ -223,21 +259,33 @@ mod tests {
 
     #[test]
     fn unavailable_has_retry_after_and_scope_is_named() {
-        let r = Denial::new(DenyKind::Unavailable, "jwks.unavailable", "keys unavailable").to_reply("f", 9);
+        let r = Denial::new(
+            DenyKind::Unavailable,
+            "jwks.unavailable",
+            "keys unavailable",
+        )
+        .to_reply("f", 9);
         assert_eq!(header(&r, "retry-after"), Some("9"));
         let r = Denial::new(
-            DenyKind::InsufficientScope { scope: "patient/Observation.rs".into() },
+            DenyKind::InsufficientScope {
+                scope: "patient/Observation.rs".into(),
+            },
             "smart.insufficient_scope",
             "scope",
         )
         .to_reply("f", 9);
-        assert!(header(&r, "www-authenticate").unwrap().ends_with("scope=\"patient/Observation.rs\""));
+        assert!(header(&r, "www-authenticate")
+            .unwrap()
+            .ends_with("scope=\"patient/Observation.rs\""));
     }
 
     #[test]
     fn step_up_carries_acr_values() {
         let r = Denial::new(
-            DenyKind::StepUp { acr_values: "urn:mfa".into(), max_age: Some(300) },
+            DenyKind::StepUp {
+                acr_values: "urn:mfa".into(),
+                max_age: Some(300),
+            },
             "rule.step_up",
             "stronger authentication required",
         )
@@ -252,6 +300,8 @@ mod tests {
     #[test]
     fn quotes_cannot_break_the_challenge() {
         let r = Denial::new(DenyKind::InvalidRequest, "x", "a\"b\\c\nd").to_reply("f", 1);
-        assert!(header(&r, "www-authenticate").unwrap().contains("error_description=\"a'b'c'd\""));
+        assert!(header(&r, "www-authenticate")
+            .unwrap()
+            .contains("error_description=\"a'b'c'd\""));
     }
 }

@@ -1,4 +1,10 @@
 //! Remote JWKS: fetch through a cluster, sharing across workers, rotation, outages, staleness.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod harness;
 
@@ -37,7 +43,11 @@ fn forwarded(out: &Outcome) -> bool {
 fn loaded(workers: usize) -> Harness {
     let mut h = Harness::new(&remote_config(), workers);
     h.tick();
-    assert_eq!(h.answer_all("idp", 200, &tokens::jwks()), 1, "exactly one worker fetches");
+    assert_eq!(
+        h.answer_all("idp", 200, &tokens::jwks()),
+        1,
+        "exactly one worker fetches"
+    );
     h
 }
 
@@ -60,9 +70,18 @@ fn first_request_waits_for_the_initial_fetch() {
 fn idp_down_before_any_key_set_gives_503_with_retry_after() {
     for failure in [
         CalloutResult::Failed,
-        CalloutResult::Response { status: 500, body: b"oops".to_vec() },
-        CalloutResult::Response { status: 200, body: b"<html>".to_vec() },
-        CalloutResult::Response { status: 200, body: br#"{"keys":[]}"#.to_vec() },
+        CalloutResult::Response {
+            status: 500,
+            body: b"oops".to_vec(),
+        },
+        CalloutResult::Response {
+            status: 200,
+            body: b"<html>".to_vec(),
+        },
+        CalloutResult::Response {
+            status: 200,
+            body: br#"{"keys":[]}"#.to_vec(),
+        },
     ] {
         let mut h = Harness::new(&remote_config(), 1);
         let t = tokens::token(&spec(), h.now_s());
@@ -128,7 +147,11 @@ fn scheduled_refresh_happens_once_across_workers() {
     h.tick();
     assert_eq!(h.callouts().len(), 1);
     h.tick();
-    assert_eq!(h.callouts().len(), 1, "the lock keeps the second worker out");
+    assert_eq!(
+        h.callouts().len(),
+        1,
+        "the lock keeps the second worker out"
+    );
 }
 
 #[test]
@@ -136,7 +159,11 @@ fn rotation_is_picked_up_on_an_unknown_kid() {
     let mut h = loaded(1);
     let t = tokens::rs256(&keys().rsa2, &spec(), h.now_s());
     let id = h.send(0, Req::get(READ).bearer(&t));
-    assert_eq!(h.outcome(id), Outcome::Pending, "the unknown kid triggers a refetch");
+    assert_eq!(
+        h.outcome(id),
+        Outcome::Pending,
+        "the unknown kid triggers a refetch"
+    );
     assert_eq!(h.answer_all("idp", 200, &tokens::rotated_jwks()), 1);
     assert!(forwarded(&h.outcome(id)));
 }
@@ -145,13 +172,19 @@ fn rotation_is_picked_up_on_an_unknown_kid() {
 fn unknown_kid_refetches_are_rate_limited() {
     let mut h = loaded(1);
     let t = tokens::rs256(&keys().attacker, &Spec { ..spec() }, h.now_s());
-    let forged = tokens::with_header(&t, json!({"alg": "RS256", "typ": "at+jwt", "kid": "nope-1"}));
+    let forged = tokens::with_header(
+        &t,
+        json!({"alg": "RS256", "typ": "at+jwt", "kid": "nope-1"}),
+    );
     let id = h.send(0, Req::get(READ).bearer(&forged));
     assert_eq!(h.answer_all("idp", 200, &tokens::jwks()), 1);
     assert_eq!(h.outcome(id).status(), 401);
     // A flood of unknown kids within minRefetchInterval costs the IdP nothing.
     for i in 0..20 {
-        let forged = tokens::with_header(&t, json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("nope-{i}")}));
+        let forged = tokens::with_header(
+            &t,
+            json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("nope-{i}")}),
+        );
         assert_eq!(h.run(Req::get(READ).bearer(&forged)).status(), 401);
     }
     assert!(h.callouts().is_empty());
@@ -166,7 +199,12 @@ fn concurrent_requests_wait_on_one_fetch() {
     let mut h = Harness::new(&remote_config(), 2);
     let now = h.now_s();
     let ids: Vec<_> = (0..6)
-        .map(|i| h.send(i % 2, Req::get(READ).bearer(&tokens::token(&spec().claim("i", json!(i)), now))))
+        .map(|i| {
+            h.send(
+                i % 2,
+                Req::get(READ).bearer(&tokens::token(&spec().claim("i", json!(i)), now)),
+            )
+        })
         .collect();
     assert_eq!(h.callouts().len(), 1, "one fetch for everybody");
     h.answer_all("idp", 200, &tokens::jwks());
@@ -180,12 +218,20 @@ fn concurrent_requests_wait_on_one_fetch() {
 #[test]
 fn stale_keys_serve_during_an_outage_then_expire() {
     let mut h = loaded(1);
-    let t = tokens::token(&Spec { exp_offset: Some(7200), ..spec() }, h.now_s());
+    let t = tokens::token(
+        &Spec {
+            exp_offset: Some(7200),
+            ..spec()
+        },
+        h.now_s(),
+    );
     h.advance(301_000);
     h.tick();
     h.answer(h.callouts()[0].token, CalloutResult::Failed);
     assert!(forwarded(&h.run(Req::get(READ).bearer(&t))));
-    assert!(!h.logs_containing("last good key set keeps serving").is_empty());
+    assert!(!h
+        .logs_containing("last good key set keeps serving")
+        .is_empty());
     // Past maxStaleness (1h since the last good fetch) the keys no longer count.
     h.advance(3_400_000);
     let fresh = tokens::token(&spec(), h.now_s());

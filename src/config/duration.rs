@@ -14,7 +14,9 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
     } else if let Some(n) = text.strip_suffix('h') {
         (n, 3_600_000.0)
     } else {
-        return Err(format!("`{text}` is not a duration (use e.g. \"30s\", \"250ms\", \"5m\", \"24h\")"));
+        return Err(format!(
+            "`{text}` is not a duration (use e.g. \"30s\", \"250ms\", \"5m\", \"24h\")"
+        ));
     };
     let well_formed = !number.is_empty()
         && number.chars().all(|c| c.is_ascii_digit() || c == '.')
@@ -22,7 +24,9 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
         && !number.starts_with('.')
         && !number.ends_with('.');
     if !well_formed {
-        return Err(format!("`{text}` is not a duration (use e.g. \"30s\", \"250ms\", \"5m\", \"24h\")"));
+        return Err(format!(
+            "`{text}` is not a duration (use e.g. \"30s\", \"250ms\", \"5m\", \"24h\")"
+        ));
     }
     let value: f64 = number
         .parse()
@@ -50,7 +54,20 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "s", "30", "-1s", "1e3s", ".5s", "5.s", "1.2.3s", "30 s", "30S", "1d", "99999999h"] {
+        for bad in [
+            "",
+            "s",
+            "30",
+            "-1s",
+            "1e3s",
+            ".5s",
+            "5.s",
+            "1.2.3s",
+            "30 s",
+            "30S",
+            "1d",
+            "99999999h",
+        ] {
             assert!(parse_millis(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -43,6 +43,8 @@ pub struct Config {
     pub base_path: String,
     /// Largest request body buffered for a decision; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Largest upstream response buffered for a response check; larger ones get 502.
+    pub max_response_bytes: usize,
     /// Whether `[base]/metadata` and `[base]/.well-known/smart-configuration` need no token.
     pub public_discovery: bool,
     /// Token issuers in configuration order.
@@ -194,7 +196,11 @@ impl Config {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            let key = if path == "." { "(root)".to_string() } else { path };
+            let key = if path == "." {
+                "(root)".to_string()
+            } else {
+                path
+            };
             ConfigError::new(key, strip_position(&e.inner().to_string()))
         })?;
         de.end()
@@ -238,17 +244,33 @@ impl TryFrom<RawConfig> for Config {
                 "must be between 1024 and 67108864",
             ));
         }
+        let max_response_bytes = raw.fhir.max_response_bytes.unwrap_or(8 << 20);
+        if !(1024..=256 << 20).contains(&max_response_bytes) {
+            return Err(ConfigError::new(
+                "fhir.maxResponseBytes",
+                "must be between 1024 and 268435456",
+            ));
+        }
         if raw.providers.is_empty() {
-            return Err(ConfigError::new("providers", "at least one provider is required"));
+            return Err(ConfigError::new(
+                "providers",
+                "at least one provider is required",
+            ));
         }
         let mut providers: Vec<Provider> = Vec::with_capacity(raw.providers.len());
         for (i, p) in raw.providers.iter().enumerate() {
             let key = format!("providers[{i}]");
             let provider = provider(&key, p)?;
             if providers.iter().any(|q| q.name == provider.name) {
-                return Err(ConfigError::new(format!("{key}.name"), "duplicate provider name"));
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    "duplicate provider name",
+                ));
             }
-            if providers.iter().any(|q| q.policy.issuer == provider.policy.issuer) {
+            if providers
+                .iter()
+                .any(|q| q.policy.issuer == provider.policy.issuer)
+            {
                 return Err(ConfigError::new(
                     format!("{key}.issuer"),
                     "two providers with the same issuer (the provider is chosen by `iss`)",
@@ -257,11 +279,19 @@ impl TryFrom<RawConfig> for Config {
             providers.push(provider);
         }
         let claim_names = claim_names(raw.claims)?;
-        let rules = RuleSet::compile(&raw.rules).map_err(|e| ConfigError::new("rules", e.to_string()))?;
+        let rules =
+            RuleSet::compile(&raw.rules).map_err(|e| ConfigError::new("rules", e.to_string()))?;
         let forward = forward(raw.forward)?;
         let realm = raw.realm.unwrap_or_else(|| "fhirgate".to_string());
-        if realm.is_empty() || realm.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-            return Err(ConfigError::new("realm", "must be non-empty without quotes, backslashes or control characters"));
+        if realm.is_empty()
+            || realm
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return Err(ConfigError::new(
+                "realm",
+                "must be non-empty without quotes, backslashes or control characters",
+            ));
         }
         let cache = raw.cache.unwrap_or(raw::RawCache {
             max_entries: None,
@@ -269,16 +299,23 @@ impl TryFrom<RawConfig> for Config {
         });
         let cache_max_entries = cache.max_entries.unwrap_or(10_000);
         if !(1..=1_000_000).contains(&cache_max_entries) {
-            return Err(ConfigError::new("cache.maxEntries", "must be between 1 and 1000000"));
+            return Err(ConfigError::new(
+                "cache.maxEntries",
+                "must be between 1 and 1000000",
+            ));
         }
         let shared_cache_slots = cache.shared_slots.unwrap_or(4096);
         if shared_cache_slots > 1_000_000 {
-            return Err(ConfigError::new("cache.sharedSlots", "must be at most 1000000"));
+            return Err(ConfigError::new(
+                "cache.sharedSlots",
+                "must be at most 1000000",
+            ));
         }
         let retry_after_secs = secs("retryAfter", raw.retry_after.as_deref(), "5s")?.max(1);
         Ok(Config {
             base_path,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
             public_discovery: raw.fhir.public_discovery.unwrap_or(true),
             providers,
             claim_names,
@@ -297,9 +334,9 @@ fn base_path(path: &str) -> Result<String, ConfigError> {
     let bad = !path.starts_with('/')
         || path.contains("//")
         || path.split('/').any(|s| s == "." || s == "..")
-        || path
-            .chars()
-            .any(|c| matches!(c, '%' | '?' | '#' | ';' | '\\') || c.is_whitespace() || c.is_control());
+        || path.chars().any(|c| {
+            matches!(c, '%' | '?' | '#' | ';' | '\\') || c.is_whitespace() || c.is_control()
+        });
     if bad {
         return Err(ConfigError::new(
             "fhir.basePath",
@@ -340,7 +377,10 @@ fn provider(key: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(ConfigError::new(format!("{key}.name"), "use letters, digits, `-`, `_`, `.`"));
+        return Err(ConfigError::new(
+            format!("{key}.name"),
+            "use letters, digits, `-`, `_`, `.`",
+        ));
     }
     let issuer = non_empty(format!("{key}.issuer"), &p.issuer)?;
     if p.audiences.is_empty() || p.audiences.iter().any(|a| a.trim().is_empty()) {
@@ -366,11 +406,21 @@ fn provider(key: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
     };
     let clock_skew_secs = secs(&format!("{key}.clockSkew"), p.clock_skew.as_deref(), "30s")?;
     if clock_skew_secs > 300 {
-        return Err(ConfigError::new(format!("{key}.clockSkew"), "must be at most 5m"));
+        return Err(ConfigError::new(
+            format!("{key}.clockSkew"),
+            "must be at most 5m",
+        ));
     }
-    let max_lifetime_secs = secs(&format!("{key}.maxLifetime"), p.max_lifetime.as_deref(), "24h")?;
+    let max_lifetime_secs = secs(
+        &format!("{key}.maxLifetime"),
+        p.max_lifetime.as_deref(),
+        "24h",
+    )?;
     if max_lifetime_secs == 0 {
-        return Err(ConfigError::new(format!("{key}.maxLifetime"), "must be positive"));
+        return Err(ConfigError::new(
+            format!("{key}.maxLifetime"),
+            "must be positive",
+        ));
     }
     let policy = JwtPolicy {
         issuer,
@@ -413,7 +463,11 @@ fn provider(key: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
     })
 }
 
-fn algorithms(key: &str, names: Option<&[String]>, has_secret: bool) -> Result<Vec<Algorithm>, ConfigError> {
+fn algorithms(
+    key: &str,
+    names: Option<&[String]>,
+    has_secret: bool,
+) -> Result<Vec<Algorithm>, ConfigError> {
     let key = format!("{key}.algorithms");
     let Some(names) = names else {
         return Ok(Algorithm::ASYMMETRIC.to_vec());
@@ -424,10 +478,17 @@ fn algorithms(key: &str, names: Option<&[String]>, has_secret: bool) -> Result<V
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
         if name.eq_ignore_ascii_case("none") {
-            return Err(ConfigError::new(format!("{key}[{i}]"), "`none` is never accepted"));
+            return Err(ConfigError::new(
+                format!("{key}[{i}]"),
+                "`none` is never accepted",
+            ));
         }
-        let alg = Algorithm::from_name(name)
-            .ok_or_else(|| ConfigError::new(format!("{key}[{i}]"), format!("unsupported algorithm `{name}`")))?;
+        let alg = Algorithm::from_name(name).ok_or_else(|| {
+            ConfigError::new(
+                format!("{key}[{i}]"),
+                format!("unsupported algorithm `{name}`"),
+            )
+        })?;
         if !alg.is_asymmetric() && !has_secret {
             return Err(ConfigError::new(
                 format!("{key}[{i}]"),
@@ -480,28 +541,53 @@ fn key_source(
     }
 }
 
-fn callout_target(key: &str, cluster: &str, authority: &str, path: &str) -> Result<(), ConfigError> {
+fn callout_target(
+    key: &str,
+    cluster: &str,
+    authority: &str,
+    path: &str,
+) -> Result<(), ConfigError> {
     non_empty(format!("{key}.cluster"), cluster)?;
     non_empty(format!("{key}.authority"), authority)?;
     if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ConfigError::new(format!("{key}.path"), "must be an absolute path"));
+        return Err(ConfigError::new(
+            format!("{key}.path"),
+            "must be an absolute path",
+        ));
     }
     Ok(())
 }
 
-fn remote_jwks(key: &str, r: &RawRemoteJwks, hmac_secret: Option<&[u8]>) -> Result<RemoteJwks, ConfigError> {
+fn remote_jwks(
+    key: &str,
+    r: &RawRemoteJwks,
+    hmac_secret: Option<&[u8]>,
+) -> Result<RemoteJwks, ConfigError> {
     callout_target(key, &r.cluster, &r.authority, &r.path)?;
     let refresh_ms = millis(&format!("{key}.refresh"), r.refresh.as_deref(), "300s")?;
     if refresh_ms < 1000 {
-        return Err(ConfigError::new(format!("{key}.refresh"), "must be at least 1s"));
+        return Err(ConfigError::new(
+            format!("{key}.refresh"),
+            "must be at least 1s",
+        ));
     }
     let timeout_ms = millis(&format!("{key}.timeout"), r.timeout.as_deref(), "2s")?;
     if !(1..=60_000).contains(&timeout_ms) {
-        return Err(ConfigError::new(format!("{key}.timeout"), "must be between 1ms and 60s"));
+        return Err(ConfigError::new(
+            format!("{key}.timeout"),
+            "must be between 1ms and 60s",
+        ));
     }
-    let max_staleness_ms = millis(&format!("{key}.maxStaleness"), r.max_staleness.as_deref(), "24h")?;
+    let max_staleness_ms = millis(
+        &format!("{key}.maxStaleness"),
+        r.max_staleness.as_deref(),
+        "24h",
+    )?;
     if max_staleness_ms < refresh_ms {
-        return Err(ConfigError::new(format!("{key}.maxStaleness"), "must be at least `refresh`"));
+        return Err(ConfigError::new(
+            format!("{key}.maxStaleness"),
+            "must be at least `refresh`",
+        ));
     }
     let min_refetch_interval_ms = millis(
         &format!("{key}.minRefetchInterval"),
@@ -527,7 +613,12 @@ fn introspection(key: &str, i: &RawIntrospection) -> Result<Introspection, Confi
     let mode = match i.mode.as_deref().unwrap_or("opaque") {
         "opaque" => IntrospectionMode::Opaque,
         "always" => IntrospectionMode::Always,
-        _ => return Err(ConfigError::new(format!("{key}.mode"), "must be `opaque` or `always`")),
+        _ => {
+            return Err(ConfigError::new(
+                format!("{key}.mode"),
+                "must be `opaque` or `always`",
+            ))
+        }
     };
     let auth = match i.auth_method.as_deref().unwrap_or("client_secret_basic") {
         "client_secret_basic" => ClientAuth::Basic,
@@ -541,7 +632,10 @@ fn introspection(key: &str, i: &RawIntrospection) -> Result<Introspection, Confi
     };
     let cache_ttl_ms = millis(&format!("{key}.cacheTtl"), i.cache_ttl.as_deref(), "60s")?;
     if cache_ttl_ms > 3_600_000 {
-        return Err(ConfigError::new(format!("{key}.cacheTtl"), "must be at most 1h"));
+        return Err(ConfigError::new(
+            format!("{key}.cacheTtl"),
+            "must be at most 1h",
+        ));
     }
     let negative_cache_ttl_ms = millis(
         &format!("{key}.negativeCacheTtl"),
@@ -549,11 +643,17 @@ fn introspection(key: &str, i: &RawIntrospection) -> Result<Introspection, Confi
         "10s",
     )?;
     if negative_cache_ttl_ms > 300_000 {
-        return Err(ConfigError::new(format!("{key}.negativeCacheTtl"), "must be at most 5m"));
+        return Err(ConfigError::new(
+            format!("{key}.negativeCacheTtl"),
+            "must be at most 5m",
+        ));
     }
     let timeout_ms = millis(&format!("{key}.timeout"), i.timeout.as_deref(), "1s")?;
     if !(1..=60_000).contains(&timeout_ms) {
-        return Err(ConfigError::new(format!("{key}.timeout"), "must be between 1ms and 60s"));
+        return Err(ConfigError::new(
+            format!("{key}.timeout"),
+            "must be between 1ms and 60s",
+        ));
     }
     Ok(Introspection {
         cluster: i.cluster.clone(),
@@ -578,7 +678,10 @@ fn claim_names(raw: Option<raw::RawClaims>) -> Result<ClaimNames, ConfigError> {
             OneOrMany::Many(list) => list,
         };
         if names.scope.is_empty() || names.scope.iter().any(|s| s.is_empty()) {
-            return Err(ConfigError::new("claims.scope", "must name at least one claim"));
+            return Err(ConfigError::new(
+                "claims.scope",
+                "must name at least one claim",
+            ));
         }
     }
     if let Some(patient) = raw.patient {

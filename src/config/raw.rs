@@ -47,6 +47,8 @@ pub struct RawFhir {
     pub base_path: Option<String>,
     /// Largest request body buffered for a decision (bundles, form searches).
     pub max_body_bytes: Option<u64>,
+    /// Largest upstream response buffered when it must be checked.
+    pub max_response_bytes: Option<u64>,
     /// Serve `[base]/metadata` and `[base]/.well-known/smart-configuration` without a token.
     pub public_discovery: Option<bool>,
 }

@@ -40,7 +40,10 @@ fn minimal_configuration_gets_documented_defaults() {
     assert_eq!(p.policy.clock_skew_secs, 30);
     assert_eq!(p.policy.max_lifetime_secs, Some(86_400));
     assert_eq!(p.policy.algorithms, Algorithm::ASYMMETRIC.to_vec());
-    assert_eq!(p.policy.accepted_types, vec!["at+jwt", "application/at+jwt", "JWT"]);
+    assert_eq!(
+        p.policy.accepted_types,
+        vec!["at+jwt", "application/at+jwt", "JWT"]
+    );
     assert_eq!(c.claim_names.scope, vec!["scope", "scp"]);
     assert_eq!(c.claim_names.patient, "patient");
     assert_eq!(c.claim_names.fhir_user, "fhirUser");
@@ -79,38 +82,111 @@ fn unknown_keys_are_named() {
     assert_eq!(err(v).key, "extra");
 
     let mut v = base();
-    v["providers"][0]["jwks"] = json!({"remote": {"cluster": "idp", "authority": "a", "path": "/j", "refesh": "1s"}});
+    v["providers"][0]["jwks"] =
+        json!({"remote": {"cluster": "idp", "authority": "a", "path": "/j", "refesh": "1s"}});
     assert_eq!(err(v).key, "providers[0].jwks.remote.refesh");
 }
 
 #[test]
 fn invalid_values_are_named() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("providers[0].clockSkew", Box::new(|v| v["providers"][0]["clockSkew"] = json!("30"))),
-        ("providers[0].clockSkew", Box::new(|v| v["providers"][0]["clockSkew"] = json!("1h"))),
-        ("providers[0].maxLifetime", Box::new(|v| v["providers"][0]["maxLifetime"] = json!("-5s"))),
-        ("providers[0].algorithms[1]", Box::new(|v| v["providers"][0]["algorithms"] = json!(["RS256", "none"]))),
-        ("providers[0].algorithms[0]", Box::new(|v| v["providers"][0]["algorithms"] = json!(["HS256"]))),
-        ("providers[0].algorithms[0]", Box::new(|v| v["providers"][0]["algorithms"] = json!(["RS1"]))),
-        ("providers[0].algorithms", Box::new(|v| v["providers"][0]["algorithms"] = json!([]))),
-        ("providers[0].audiences", Box::new(|v| v["providers"][0]["audiences"] = json!([]))),
-        ("providers[0].issuer", Box::new(|v| v["providers"][0]["issuer"] = json!(""))),
-        ("providers[0].acceptedTypes", Box::new(|v| v["providers"][0]["acceptedTypes"] = json!([]))),
-        ("providers[0].jwks", Box::new(|v| v["providers"][0]["jwks"] = json!({}))),
-        ("providers[0].jwks.inline", Box::new(|v| v["providers"][0]["jwks"] = json!({"inline": {"keys": []}}))),
-        ("providers[0].jwks", Box::new(|v| { v["providers"][0].as_object_mut().unwrap().remove("jwks"); })),
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "providers[0].clockSkew",
+            Box::new(|v| v["providers"][0]["clockSkew"] = json!("30")),
+        ),
+        (
+            "providers[0].clockSkew",
+            Box::new(|v| v["providers"][0]["clockSkew"] = json!("1h")),
+        ),
+        (
+            "providers[0].maxLifetime",
+            Box::new(|v| v["providers"][0]["maxLifetime"] = json!("-5s")),
+        ),
+        (
+            "providers[0].algorithms[1]",
+            Box::new(|v| v["providers"][0]["algorithms"] = json!(["RS256", "none"])),
+        ),
+        (
+            "providers[0].algorithms[0]",
+            Box::new(|v| v["providers"][0]["algorithms"] = json!(["HS256"])),
+        ),
+        (
+            "providers[0].algorithms[0]",
+            Box::new(|v| v["providers"][0]["algorithms"] = json!(["RS1"])),
+        ),
+        (
+            "providers[0].algorithms",
+            Box::new(|v| v["providers"][0]["algorithms"] = json!([])),
+        ),
+        (
+            "providers[0].audiences",
+            Box::new(|v| v["providers"][0]["audiences"] = json!([])),
+        ),
+        (
+            "providers[0].issuer",
+            Box::new(|v| v["providers"][0]["issuer"] = json!("")),
+        ),
+        (
+            "providers[0].acceptedTypes",
+            Box::new(|v| v["providers"][0]["acceptedTypes"] = json!([])),
+        ),
+        (
+            "providers[0].jwks",
+            Box::new(|v| v["providers"][0]["jwks"] = json!({})),
+        ),
+        (
+            "providers[0].jwks.inline",
+            Box::new(|v| v["providers"][0]["jwks"] = json!({"inline": {"keys": []}})),
+        ),
+        (
+            "providers[0].jwks",
+            Box::new(|v| {
+                v["providers"][0].as_object_mut().unwrap().remove("jwks");
+            }),
+        ),
         ("providers", Box::new(|v| v["providers"] = json!([]))),
-        ("fhir.basePath", Box::new(|v| v["fhir"]["basePath"] = json!("fhir"))),
-        ("fhir.basePath", Box::new(|v| v["fhir"]["basePath"] = json!("/fhir/../x"))),
-        ("fhir.maxBodyBytes", Box::new(|v| v["fhir"]["maxBodyBytes"] = json!(10))),
+        (
+            "fhir.basePath",
+            Box::new(|v| v["fhir"]["basePath"] = json!("fhir")),
+        ),
+        (
+            "fhir.basePath",
+            Box::new(|v| v["fhir"]["basePath"] = json!("/fhir/../x")),
+        ),
+        (
+            "fhir.maxBodyBytes",
+            Box::new(|v| v["fhir"]["maxBodyBytes"] = json!(10)),
+        ),
         ("realm", Box::new(|v| v["realm"] = json!("a\"b"))),
-        ("forward.headers.Authorization", Box::new(|v| v["forward"] = json!({"headers": {"Authorization": "subject"}}))),
-        ("forward.headers.authorization", Box::new(|v| v["forward"] = json!({"headers": {"authorization": "subject"}}))),
-        ("forward.headers.x-sub", Box::new(|v| v["forward"] = json!({"headers": {"x-sub": "password"}}))),
-        ("forward.headers.x-sub", Box::new(|v| v["forward"] = json!({"headers": {"x-sub": "pseudonym"}}))),
-        ("forward.pseudonymSecret", Box::new(|v| v["forward"] = json!({"pseudonymSecret": "c2hvcnQ"}))),
-        ("claims.scope", Box::new(|v| v["claims"] = json!({"scope": []}))),
-        ("cache.maxEntries", Box::new(|v| v["cache"] = json!({"maxEntries": 0}))),
+        (
+            "forward.headers.Authorization",
+            Box::new(|v| v["forward"] = json!({"headers": {"Authorization": "subject"}})),
+        ),
+        (
+            "forward.headers.authorization",
+            Box::new(|v| v["forward"] = json!({"headers": {"authorization": "subject"}})),
+        ),
+        (
+            "forward.headers.x-sub",
+            Box::new(|v| v["forward"] = json!({"headers": {"x-sub": "password"}})),
+        ),
+        (
+            "forward.headers.x-sub",
+            Box::new(|v| v["forward"] = json!({"headers": {"x-sub": "pseudonym"}})),
+        ),
+        (
+            "forward.pseudonymSecret",
+            Box::new(|v| v["forward"] = json!({"pseudonymSecret": "c2hvcnQ"})),
+        ),
+        (
+            "claims.scope",
+            Box::new(|v| v["claims"] = json!({"scope": []})),
+        ),
+        (
+            "cache.maxEntries",
+            Box::new(|v| v["cache"] = json!({"maxEntries": 0})),
+        ),
         ("retryAfter", Box::new(|v| v["retryAfter"] = json!("soon"))),
     ];
     for (key, edit) in cases {
@@ -140,7 +216,8 @@ fn providers_are_unique_by_name_and_issuer() {
 #[test]
 fn remote_jwks_and_introspection_are_validated() {
     let mut v = base();
-    v["providers"][0]["jwks"] = json!({"remote": {"cluster": "idp", "authority": "idp", "path": "jwks"}});
+    v["providers"][0]["jwks"] =
+        json!({"remote": {"cluster": "idp", "authority": "idp", "path": "jwks"}});
     assert_eq!(err(v).key, "providers[0].jwks.remote.path");
     let mut v = base();
     v["providers"][0]["jwks"] = json!({"remote": {"cluster": "idp", "authority": "idp", "path": "/jwks", "refresh": "10ms"}});

@@ -7,7 +7,9 @@ use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
 use crate::config::KeySource;
 use crate::host::{Host, MetricKind};
 use crate::outcome::{Denial, DenyKind};
-use crate::token::{classify, peek, token_hash, verify_jwt, KeySet, TokenError, TokenShape, VerifiedToken};
+use crate::token::{
+    classify, peek, token_hash, verify_jwt, KeySet, TokenError, TokenShape, VerifiedToken,
+};
 
 /// Where authentication of a stream stands.
 pub(super) enum AuthStep {
@@ -22,7 +24,9 @@ pub(super) enum AuthStep {
 /// The 401 for a token error.
 pub(super) fn token_denial(err: &TokenError) -> Denial {
     Denial::new(
-        DenyKind::InvalidToken { expired: err.is_expired() },
+        DenyKind::InvalidToken {
+            expired: err.is_expired(),
+        },
         format!("token.{}", err.code()),
         err.description(),
     )
@@ -41,13 +45,18 @@ impl Worker {
             host.metric(MetricKind::Counter, "token_cache_hits_total", 1);
             return AuthStep::Ready(token);
         }
-        if let Some(token) =
-            shared_cache::get(host, &self.config_id, self.config.shared_cache_slots, &hash, now_s)
-        {
+        if let Some(token) = shared_cache::get(
+            host,
+            &self.config_id,
+            self.config.shared_cache_slots,
+            &hash,
+            now_s,
+        ) {
             host.metric(MetricKind::Counter, "token_shared_cache_hits_total", 1);
             let token = Rc::new(token);
             let expires_at = token.expires_at();
-            self.cache.insert(hash, Rc::clone(&token), expires_at, now_s);
+            self.cache
+                .insert(hash, Rc::clone(&token), expires_at, now_s);
             return AuthStep::Ready(token);
         }
         host.metric(MetricKind::Counter, "token_cache_misses_total", 1);
@@ -62,7 +71,13 @@ impl Worker {
         }
     }
 
-    fn authenticate_jwt(&mut self, host: &dyn Host, bearer: &str, hash: &[u8; 32], now_s: u64) -> AuthStep {
+    fn authenticate_jwt(
+        &mut self,
+        host: &dyn Host,
+        bearer: &str,
+        hash: &[u8; 32],
+        now_s: u64,
+    ) -> AuthStep {
         let peeked = match peek(bearer) {
             Ok(p) => p,
             Err(e) => return AuthStep::Deny(token_denial(&e)),
@@ -97,8 +112,15 @@ impl Worker {
             match verify_jwt(bearer, &provider.policy, &keys, &config.claim_names, now_s) {
                 Ok(token) => {
                     let token = Rc::new(token);
-                    self.cache.insert(*hash, Rc::clone(&token), token.expires_at(), now_s);
-                    shared_cache::put(host, &self.config_id, config.shared_cache_slots, hash, &token);
+                    self.cache
+                        .insert(*hash, Rc::clone(&token), token.expires_at(), now_s);
+                    shared_cache::put(
+                        host,
+                        &self.config_id,
+                        config.shared_cache_slots,
+                        hash,
+                        &token,
+                    );
                     return AuthStep::Ready(token);
                 }
                 Err(TokenError::UnknownKey) if is_remote => {
@@ -120,7 +142,10 @@ impl Worker {
     fn remote_usable(&mut self, host: &dyn Host, index: usize) -> Result<Rc<KeySet>, AuthStep> {
         let now = host.now_ms();
         let Some(Some(keys)) = self.remote_keys.get_mut(index) else {
-            return Err(AuthStep::Deny(unavailable("jwks.unavailable", "signing keys are unavailable")));
+            return Err(AuthStep::Deny(unavailable(
+                "jwks.unavailable",
+                "signing keys are unavailable",
+            )));
         };
         if let Some(set) = keys.usable(now) {
             return Ok(set);

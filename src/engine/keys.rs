@@ -78,7 +78,11 @@ impl RemoteKeys {
     /// every filter chain using the same JWKS endpoint) shares one fetcher.
     pub fn new(provider: &str, source: &RemoteJwks, algorithms: &[Algorithm]) -> Self {
         let digest = Sha256::digest(
-            format!("{}\n{}\n{}\n{:?}", source.cluster, source.authority, source.path, algorithms).as_bytes(),
+            format!(
+                "{}\n{}\n{}\n{:?}",
+                source.cluster, source.authority, source.path, algorithms
+            )
+            .as_bytes(),
         );
         let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         RemoteKeys {
@@ -112,12 +116,17 @@ impl RemoteKeys {
 
     /// Age in seconds of the current key set (for the gauge), if any.
     pub fn age_secs(&self, now_ms: u64) -> Option<u64> {
-        self.keys.as_ref().map(|_| now_ms.saturating_sub(self.last_ok_ms) / 1000)
+        self.keys
+            .as_ref()
+            .map(|_| now_ms.saturating_sub(self.last_ok_ms) / 1000)
     }
 
     fn read_meta(&self, host: &dyn Host) -> (Meta, Option<u32>) {
         match host.shared_get(&self.meta_key) {
-            Some((bytes, cas)) => (serde_json::from_slice(&bytes).unwrap_or_default(), Some(cas)),
+            Some((bytes, cas)) => (
+                serde_json::from_slice(&bytes).unwrap_or_default(),
+                Some(cas),
+            ),
             None => (Meta::default(), None),
         }
     }
@@ -149,9 +158,12 @@ impl RemoteKeys {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<(KeySet, Vec<String>), String> {
-        let (mut set, warnings) = KeySet::from_jwks(bytes, &self.algorithms).map_err(|e| e.to_string())?;
+        let (mut set, warnings) =
+            KeySet::from_jwks(bytes, &self.algorithms).map_err(|e| e.to_string())?;
         if let Some(secret) = &self.source.hmac_secret {
-            set = set.with_hmac_secret(secret, &self.algorithms).map_err(|e| e.to_string())?;
+            set = set
+                .with_hmac_secret(secret, &self.algorithms)
+                .map_err(|e| e.to_string())?;
         }
         if set.is_empty() {
             return Err("the JWKS has no usable key".to_string());
@@ -183,10 +195,13 @@ impl RemoteKeys {
             let allowed = match reason {
                 FetchReason::Scheduled => now >= meta.next_fetch_ms,
                 FetchReason::UnknownKid => {
-                    now.saturating_sub(meta.last_kid_refetch_ms) >= self.source.min_refetch_interval_ms
+                    now.saturating_sub(meta.last_kid_refetch_ms)
+                        >= self.source.min_refetch_interval_ms
                         || meta.last_kid_refetch_ms == 0
                 }
-                FetchReason::Missing => now.saturating_sub(meta.last_attempt_ms) >= 1000 || meta.last_attempt_ms == 0,
+                FetchReason::Missing => {
+                    now.saturating_sub(meta.last_attempt_ms) >= 1000 || meta.last_attempt_ms == 0
+                }
             };
             if !allowed {
                 return FetchStart::NotNow;
@@ -208,7 +223,12 @@ impl RemoteKeys {
                 (":authority", self.source.authority.as_str()),
                 ("accept", "application/jwk-set+json, application/json"),
             ];
-            return match host.http_call(&self.source.cluster, &headers, None, self.source.timeout_ms) {
+            return match host.http_call(
+                &self.source.cluster,
+                &headers,
+                None,
+                self.source.timeout_ms,
+            ) {
                 Some(token) => {
                     self.inflight = Some((token, now));
                     host.metric(MetricKind::Counter, "jwks_fetches_total", 1);
@@ -241,22 +261,34 @@ impl RemoteKeys {
                 }
             }
             CalloutResult::Response { status: 200, .. } => Err("the JWKS is too large".to_string()),
-            CalloutResult::Response { status, .. } => Err(format!("the IdP answered HTTP {status}")),
+            CalloutResult::Response { status, .. } => {
+                Err(format!("the IdP answered HTTP {status}"))
+            }
             CalloutResult::Failed => Err("the callout failed or timed out".to_string()),
         };
         match parsed {
             Ok((text, (set, warnings))) => {
                 for w in warnings {
-                    host.log(LogLevel::Warn, &format!("provider {}: JWKS: {w}", self.provider));
+                    host.log(
+                        LogLevel::Warn,
+                        &format!("provider {}: JWKS: {w}", self.provider),
+                    );
                 }
                 self.store(host, text, set);
                 true
             }
             Err(why) => {
-                let stale = if self.keys.is_some() { "; the last good key set keeps serving" } else { "" };
+                let stale = if self.keys.is_some() {
+                    "; the last good key set keeps serving"
+                } else {
+                    ""
+                };
                 host.log(
                     LogLevel::Warn,
-                    &format!("provider {}: JWKS fetch failed: {why}{stale}", self.provider),
+                    &format!(
+                        "provider {}: JWKS fetch failed: {why}{stale}",
+                        self.provider
+                    ),
                 );
                 host.metric(MetricKind::Counter, "jwks_fetch_failures_total", 1);
                 self.record_failure(host);
@@ -270,14 +302,21 @@ impl RemoteKeys {
         for _ in 0..8 {
             let (mut meta, cas) = self.read_meta(host);
             let version = meta.version.max(self.version) + 1;
-            let content = Content { version, jwks: jwks.clone() };
-            let Ok(content_bytes) = serde_json::to_vec(&content) else { return };
+            let content = Content {
+                version,
+                jwks: jwks.clone(),
+            };
+            let Ok(content_bytes) = serde_json::to_vec(&content) else {
+                return;
+            };
             meta.version = version;
             meta.last_ok_ms = now;
             meta.next_fetch_ms = now + self.source.refresh_ms;
             meta.lock_until_ms = 0;
             meta.failures = 0;
-            let Ok(meta_bytes) = serde_json::to_vec(&meta) else { return };
+            let Ok(meta_bytes) = serde_json::to_vec(&meta) else {
+                return;
+            };
             // The content goes first: a worker seeing the new version must find the document.
             host.shared_set(&self.keys_key, &content_bytes, None);
             if host.shared_set(&self.meta_key, &meta_bytes, cas) {
@@ -286,7 +325,10 @@ impl RemoteKeys {
                 self.last_ok_ms = now;
                 host.log(
                     LogLevel::Info,
-                    &format!("provider {}: JWKS loaded (version {version})", self.provider),
+                    &format!(
+                        "provider {}: JWKS loaded (version {version})",
+                        self.provider
+                    ),
                 );
                 return;
             }
@@ -307,7 +349,9 @@ impl RemoteKeys {
                 .min(self.source.refresh_ms);
             meta.next_fetch_ms = now + backoff;
             meta.lock_until_ms = 0;
-            let Ok(bytes) = serde_json::to_vec(&meta) else { return };
+            let Ok(bytes) = serde_json::to_vec(&meta) else {
+                return;
+            };
             if host.shared_set(&self.meta_key, &bytes, cas) {
                 return;
             }

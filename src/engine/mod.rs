@@ -8,6 +8,7 @@
 
 mod auth;
 mod keys;
+mod response;
 mod shared_cache;
 mod stream;
 
@@ -45,6 +46,7 @@ pub struct Worker {
     cache: TokenCache,
     callouts: HashMap<u32, Callout>,
     streams: HashMap<StreamId, Stream>,
+    responses: HashMap<StreamId, response::PendingResponse>,
 }
 
 impl Worker {
@@ -55,7 +57,9 @@ impl Worker {
             .providers
             .iter()
             .map(|p| match &p.keys {
-                Some(KeySource::Remote(r)) => Some(RemoteKeys::new(&p.name, r, &p.policy.algorithms)),
+                Some(KeySource::Remote(r)) => {
+                    Some(RemoteKeys::new(&p.name, r, &p.policy.algorithms))
+                }
                 _ => None,
             })
             .collect();
@@ -66,6 +70,7 @@ impl Worker {
             remote_keys,
             callouts: HashMap::new(),
             streams: HashMap::new(),
+            responses: HashMap::new(),
         }
     }
 
@@ -79,7 +84,9 @@ impl Worker {
     pub fn on_tick(&mut self, host: &dyn Host) {
         let now = host.now_ms();
         for i in 0..self.remote_keys.len() {
-            let Some(Some(keys)) = self.remote_keys.get_mut(i) else { continue };
+            let Some(Some(keys)) = self.remote_keys.get_mut(i) else {
+                continue;
+            };
             let changed = keys.sync(host);
             if keys.due(host) {
                 if let FetchStart::Started(token) = keys.start_fetch(host, FetchReason::Scheduled) {
@@ -87,7 +94,11 @@ impl Worker {
                 }
             }
             if let Some(age) = keys.age_secs(now) {
-                host.metric(MetricKind::Gauge, "jwks_age_seconds", i64::try_from(age).unwrap_or(i64::MAX));
+                host.metric(
+                    MetricKind::Gauge,
+                    "jwks_age_seconds",
+                    i64::try_from(age).unwrap_or(i64::MAX),
+                );
             }
             let fetching = keys.fetching_here();
             if changed || !fetching {
@@ -115,13 +126,17 @@ impl Worker {
                     self.fail_key_waiters(host, i);
                 }
             }
-            None => host.log(LogLevel::Debug, "callout answer for an unknown token ignored"),
+            None => host.log(
+                LogLevel::Debug,
+                "callout answer for an unknown token ignored",
+            ),
         }
     }
 
     /// Forgets a finished stream.
     pub fn on_stream_done(&mut self, stream: StreamId) {
         self.streams.remove(&stream);
+        self.responses.remove(&stream);
     }
 
     /// Number of streams this worker is tracking (paused or waiting for a body).

@@ -16,13 +16,21 @@ fn slot_key(prefix: &str, slots: usize, hash: &[u8; 32]) -> Option<String> {
     if slots == 0 {
         return None;
     }
-    let n = u64::from_be_bytes([hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7]]);
+    let n = u64::from_be_bytes([
+        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+    ]);
     let slot = n % slots as u64;
     Some(format!("fhirgate.{prefix}.tok.{slot}"))
 }
 
 /// Looks a token up by hash; `None` on a miss, a collision, or an expired entry.
-pub fn get(host: &dyn Host, prefix: &str, slots: usize, hash: &[u8; 32], now_s: u64) -> Option<VerifiedToken> {
+pub fn get(
+    host: &dyn Host,
+    prefix: &str,
+    slots: usize,
+    hash: &[u8; 32],
+    now_s: u64,
+) -> Option<VerifiedToken> {
     let key = slot_key(prefix, slots, hash)?;
     let (bytes, _) = host.shared_get(&key)?;
     let (stored_hash, rest) = bytes.split_at_checked(32)?;
@@ -35,7 +43,9 @@ pub fn get(host: &dyn Host, prefix: &str, slots: usize, hash: &[u8; 32], now_s: 
 
 /// Stores a verified token in its slot (overwriting whatever was there).
 pub fn put(host: &dyn Host, prefix: &str, slots: usize, hash: &[u8; 32], token: &VerifiedToken) {
-    let Some(key) = slot_key(prefix, slots, hash) else { return };
+    let Some(key) = slot_key(prefix, slots, hash) else {
+        return;
+    };
     let body = token.to_cache_bytes();
     if body.len() > MAX_ENTRY_BYTES {
         return;

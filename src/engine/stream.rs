@@ -8,8 +8,7 @@ use super::auth::AuthStep;
 use super::{Action, Worker};
 use crate::audit::AuditRecord;
 use crate::config::OWNED_HEADER_PREFIX;
-use crate::decision::{decide, RequestInfo};
-use crate::fhir::{body_need, BodyNeed};
+use crate::decision::{decide, wants_body, RequestInfo};
 use crate::forward::identity_headers;
 use crate::host::{Host, LogLevel, MetricKind, StreamId};
 use crate::outcome::{Denial, DenyKind};
@@ -79,7 +78,12 @@ fn request_info(host: &dyn Host, stream: StreamId, headers: &[(String, String)])
 
 impl Worker {
     /// The request headers arrived.
-    pub fn on_request_headers(&mut self, host: &dyn Host, stream: StreamId, end_of_stream: bool) -> Action {
+    pub fn on_request_headers(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        end_of_stream: bool,
+    ) -> Action {
         let started_ms = host.now_ms();
         let headers = host.request_headers(stream);
         // Headers fhirgate owns are never trusted from downstream, whatever happens next.
@@ -102,16 +106,24 @@ impl Worker {
         let bearer = match extract_bearer(&authorization) {
             Ok(Some(token)) => token.to_string(),
             Ok(None) => {
-                let denial = Denial::new(DenyKind::NoCredentials, "token.missing", "a bearer token is required");
+                let denial = Denial::new(
+                    DenyKind::NoCredentials,
+                    "token.missing",
+                    "a bearer token is required",
+                );
                 return self.deny(host, stream, &info, None, &denial, started_ms);
             }
             Err(e) => {
-                let denial = Denial::new(DenyKind::InvalidRequest, format!("request.{}", e.code()), e.to_string());
+                let denial = Denial::new(
+                    DenyKind::InvalidRequest,
+                    format!("request.{}", e.code()),
+                    e.to_string(),
+                );
                 return self.deny(host, stream, &info, None, &denial, started_ms);
             }
         };
-        let need_body = !end_of_stream
-            && body_need(&info.method, &info.path, &self.config.base_path) != BodyNeed::None;
+        let wants = wants_body(&info.method, &info.path, &self.config.base_path);
+        let need_body = wants && !end_of_stream;
         if need_body {
             let declared = info
                 .headers
@@ -128,7 +140,7 @@ impl Worker {
                 info,
                 bearer,
                 need_body,
-                body: None,
+                body: wants.then(Vec::new),
                 body_done: !need_body,
                 paused: false,
                 waiting_keys: None,
@@ -140,13 +152,23 @@ impl Worker {
     }
 
     /// A chunk of the request body arrived; `body_size` is everything buffered so far.
-    pub fn on_request_body(&mut self, host: &dyn Host, stream: StreamId, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_request_body(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let max = self.config.max_body_bytes;
         let Some(s) = self.streams.get_mut(&stream) else {
             return Action::Continue;
         };
         if !s.need_body {
-            return if s.paused { Action::Pause } else { Action::Continue };
+            return if s.paused {
+                Action::Pause
+            } else {
+                Action::Continue
+            };
         }
         if body_size > max {
             let denial = too_large();
@@ -178,7 +200,11 @@ impl Worker {
                 .get(&id)
                 .is_some_and(|s| now.saturating_sub(s.started_ms) > MAX_WAIT_MS);
             if expired {
-                let denial = Denial::new(DenyKind::Unavailable, "jwks.timeout", "signing keys are unavailable; retry later");
+                let denial = Denial::new(
+                    DenyKind::Unavailable,
+                    "jwks.timeout",
+                    "signing keys are unavailable; retry later",
+                );
                 self.finish_deny(host, id, &denial);
                 continue;
             }
@@ -200,7 +226,11 @@ impl Worker {
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {
-            let denial = Denial::new(DenyKind::Unavailable, "jwks.unavailable", "signing keys are unavailable; retry later");
+            let denial = Denial::new(
+                DenyKind::Unavailable,
+                "jwks.unavailable",
+                "signing keys are unavailable; retry later",
+            );
             self.finish_deny(host, id, &denial);
         }
     }
@@ -250,8 +280,27 @@ impl Worker {
                 if self.config.forward.remove_authorization {
                     host.set_request_header(stream, "authorization", None);
                 }
-                let record = AuditRecord::new(host.now_ms(), &s.info, Some(&token), &decision, 0);
-                self.write_audit(host, &record, s.started_ms);
+                match decision.response_check.clone() {
+                    Some(check) => {
+                        // Compressed answers cannot be checked: ask upstream for identity.
+                        host.set_request_header(stream, "accept-encoding", None);
+                        self.responses.insert(
+                            stream,
+                            super::response::PendingResponse {
+                                check,
+                                info: s.info,
+                                token: Rc::clone(&token),
+                                decision,
+                                started_ms: s.started_ms,
+                            },
+                        );
+                    }
+                    None => {
+                        let record =
+                            AuditRecord::new(host.now_ms(), &s.info, Some(&token), &decision, 0);
+                        self.write_audit(host, &record, s.started_ms);
+                    }
+                }
                 if driver == Driver::Wake && s.paused {
                     host.resume(stream);
                 }
@@ -264,7 +313,14 @@ impl Worker {
         match self.streams.remove(&stream) {
             Some(s) => {
                 let token = s.token.clone();
-                self.deny(host, stream, &s.info, token.as_deref(), denial, s.started_ms)
+                self.deny(
+                    host,
+                    stream,
+                    &s.info,
+                    token.as_deref(),
+                    denial,
+                    s.started_ms,
+                )
             }
             None => Action::Pause,
         }
@@ -286,11 +342,15 @@ impl Worker {
         Action::Pause
     }
 
-    fn write_audit(&self, host: &dyn Host, record: &AuditRecord, started_ms: u64) {
+    pub(super) fn write_audit(&self, host: &dyn Host, record: &AuditRecord, started_ms: u64) {
         host.log(LogLevel::Info, &record.to_log_line());
         host.metric(MetricKind::Counter, &record.metric_name(), 1);
         let elapsed = host.now_ms().saturating_sub(started_ms);
-        host.metric(MetricKind::Histogram, "decision_ms", i64::try_from(elapsed).unwrap_or(i64::MAX));
+        host.metric(
+            MetricKind::Histogram,
+            "decision_ms",
+            i64::try_from(elapsed).unwrap_or(i64::MAX),
+        );
     }
 
     fn is_public_discovery(&self, info: &RequestInfo) -> bool {
@@ -311,5 +371,9 @@ impl Worker {
 }
 
 fn too_large() -> Denial {
-    Denial::new(DenyKind::TooLarge, "request.body_too_large", "the request body is larger than this gateway accepts")
+    Denial::new(
+        DenyKind::TooLarge,
+        "request.body_too_large",
+        "the request body is larger than this gateway accepts",
+    )
 }

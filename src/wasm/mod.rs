@@ -9,7 +9,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context as ProxyContext, HttpContext, RootContext};
-use proxy_wasm::types::{Action as ProxyAction, BufferType, ContextType, LogLevel as ProxyLevel, MapType, MetricType};
+use proxy_wasm::types::{
+    Action as ProxyAction, BufferType, ContextType, LogLevel as ProxyLevel, MapType, MetricType,
+};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -87,8 +89,21 @@ impl Host for WasmHost {
         hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
 
-    fn http_call(&self, cluster: &str, headers: &[(&str, &str)], body: Option<&[u8]>, timeout_ms: u64) -> Option<u32> {
-        hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), Duration::from_millis(timeout_ms)).ok()
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> Option<u32> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            body,
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .ok()
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
@@ -97,7 +112,12 @@ impl Host for WasmHost {
             .map(|pairs| {
                 pairs
                     .into_iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -110,7 +130,9 @@ impl Host for WasmHost {
 
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
         let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().flatten()
+        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+            .ok()
+            .flatten()
     }
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
@@ -120,9 +142,18 @@ impl Host for WasmHost {
 
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
         let _ = hostcalls::set_effective_context(stream);
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)).is_err() {
-            let _ = hostcalls::log(ProxyLevel::Error, "fhirgate: could not send the local reply");
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+            .is_err()
+        {
+            let _ = hostcalls::log(
+                ProxyLevel::Error,
+                "fhirgate: could not send the local reply",
+            );
         }
     }
 
@@ -131,11 +162,49 @@ impl Host for WasmHost {
         let _ = hostcalls::resume_http_request();
     }
 
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_map_bytes(MapType::HttpResponseHeaders)
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+    }
+
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        let _ = hostcalls::set_effective_context(stream);
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_body(&self, stream: StreamId, body: &[u8]) {
+        let _ = hostcalls::set_effective_context(stream);
+        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, usize::MAX, body);
+    }
+
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {
-        let Some(id) = metric_id(kind, name) else { return };
+        let Some(id) = metric_id(kind, name) else {
+            return;
+        };
         let _ = match kind {
             MetricKind::Counter => hostcalls::increment_metric(id, value),
-            MetricKind::Gauge | MetricKind::Histogram => hostcalls::record_metric(id, u64::try_from(value).unwrap_or(0)),
+            MetricKind::Gauge | MetricKind::Histogram => {
+                hostcalls::record_metric(id, u64::try_from(value).unwrap_or(0))
+            }
         };
     }
 }
@@ -147,7 +216,11 @@ fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
     let status = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
         .ok()
         .and_then(|h| h.into_iter().find(|(k, _)| k == ":status"))
-        .and_then(|(_, v)| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u16>().ok()));
+        .and_then(|(_, v)| {
+            std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+        });
     let Some(status) = status else {
         return CalloutResult::Failed;
     };
@@ -168,7 +241,13 @@ struct Root {
 }
 
 impl ProxyContext for Root {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let result = callout_result(num_headers, body_size);
         if let Some(worker) = &self.worker {
             if let Ok(mut w) = worker.try_borrow_mut() {
@@ -211,7 +290,10 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let worker = self.worker.clone()?;
-        Some(Box::new(Http { id: context_id, worker }))
+        Some(Box::new(Http {
+            id: context_id,
+            worker,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -243,8 +325,31 @@ fn busy(stream: StreamId) -> ProxyAction {
     ProxyAction::Pause
 }
 
+/// Replaces a response with 502 when the worker is busy: it might have needed a check.
+fn busy_response(stream: StreamId) -> ProxyAction {
+    let reply = crate::outcome::Denial::new(
+        crate::outcome::DenyKind::BadGateway,
+        "internal.busy",
+        "the gateway could not check the response",
+    )
+    .to_reply("fhirgate", 1);
+    WasmHost.set_response_header(stream, ":status", Some("502"));
+    WasmHost.set_response_header(stream, "content-length", None);
+    for (name, value) in &reply.headers {
+        WasmHost.set_response_header(stream, name, Some(value));
+    }
+    WasmHost.set_response_body(stream, &reply.body);
+    ProxyAction::Continue
+}
+
 impl ProxyContext for Http {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let result = callout_result(num_headers, body_size);
         if let Ok(mut w) = self.worker.try_borrow_mut() {
             w.on_callout_response(&WasmHost, token, result);
@@ -271,6 +376,24 @@ impl HttpContext for Http {
         match self.worker.try_borrow_mut() {
             Ok(mut w) => to_proxy(w.on_request_body(&WasmHost, self.id, body_size, end_of_stream)),
             Err(_) => busy(self.id),
+        }
+    }
+
+    fn on_http_response_headers(
+        &mut self,
+        _num_headers: usize,
+        end_of_stream: bool,
+    ) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_response_headers(&WasmHost, self.id, end_of_stream)),
+            Err(_) => busy_response(self.id),
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
+        match self.worker.try_borrow_mut() {
+            Ok(mut w) => to_proxy(w.on_response_body(&WasmHost, self.id, body_size, end_of_stream)),
+            Err(_) => busy_response(self.id),
         }
     }
 }

@@ -31,7 +31,10 @@ pub struct Callout {
 
 impl Callout {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,6 +57,8 @@ struct SimStream {
     reply: Option<LocalReply>,
     resumed: bool,
     continued: bool,
+    response_headers: Vec<(String, String)>,
+    response_body: Vec<u8>,
 }
 
 /// The simulated proxy process: state every worker VM sees.
@@ -82,7 +87,10 @@ impl Host for SimHost<'_> {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        self.sim.logs.borrow_mut().push((level, message.to_string()));
+        self.sim
+            .logs
+            .borrow_mut()
+            .push((level, message.to_string()));
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
@@ -101,7 +109,13 @@ impl Host for SimHost<'_> {
         true
     }
 
-    fn http_call(&self, cluster: &str, headers: &[(&str, &str)], body: Option<&[u8]>, timeout_ms: u64) -> Option<u32> {
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> Option<u32> {
         if self.sim.refuse_callouts.get() {
             return None;
         }
@@ -111,7 +125,10 @@ impl Host for SimHost<'_> {
             token,
             worker: self.worker,
             cluster: cluster.to_string(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.map(<[u8]>::to_vec),
             timeout_ms,
             dispatched_ms: self.sim.now_ms.get(),
@@ -120,7 +137,12 @@ impl Host for SimHost<'_> {
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        self.sim.streams.borrow().get(&stream).map(|s| s.headers.clone()).unwrap_or_default()
+        self.sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| s.headers.clone())
+            .unwrap_or_default()
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
@@ -142,7 +164,12 @@ impl Host for SimHost<'_> {
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
         match path {
-            ["source", "address"] => self.sim.streams.borrow().get(&stream).map(|s| s.source.clone().into_bytes()),
+            ["source", "address"] => self
+                .sim
+                .streams
+                .borrow()
+                .get(&stream)
+                .map(|s| s.source.clone().into_bytes()),
             _ => None,
         }
     }
@@ -157,6 +184,38 @@ impl Host for SimHost<'_> {
     fn resume(&self, stream: StreamId) {
         if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
             s.resumed = true;
+        }
+    }
+
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        self.sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| s.response_headers.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+            s.response_headers.retain(|(n, _)| n != name);
+            if let Some(v) = value {
+                s.response_headers.push((name.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        self.sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| s.response_body.iter().take(size).copied().collect())
+    }
+
+    fn set_response_body(&self, stream: StreamId, body: &[u8]) {
+        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+            s.response_body = body.to_vec();
         }
     }
 
@@ -236,11 +295,18 @@ impl Harness {
         for _ in 0..workers {
             list.push(Worker::new(Config::from_json(config.as_bytes())?, "test"));
         }
-        Ok(Harness { sim, workers: list, next_stream: 100 })
+        Ok(Harness {
+            sim,
+            workers: list,
+            next_stream: 100,
+        })
     }
 
     pub fn host(&self, worker: usize) -> SimHost<'_> {
-        SimHost { sim: &self.sim, worker }
+        SimHost {
+            sim: &self.sim,
+            worker,
+        }
     }
 
     pub fn now_s(&self) -> u64 {
@@ -267,7 +333,10 @@ impl Harness {
     /// Runs every worker's tick.
     pub fn tick(&mut self) {
         for i in 0..self.workers.len() {
-            let host = SimHost { sim: &self.sim, worker: i };
+            let host = SimHost {
+                sim: &self.sim,
+                worker: i,
+            };
             if let Some(w) = self.workers.get_mut(i) {
                 w.on_tick(&host);
             }
@@ -287,15 +356,29 @@ impl Harness {
             };
             list.remove(pos)
         };
-        let host = SimHost { sim: &self.sim, worker: callout.worker };
+        let host = SimHost {
+            sim: &self.sim,
+            worker: callout.worker,
+        };
         self.workers[callout.worker].on_callout_response(&host, token, result);
     }
 
     /// Answers every pending callout to `cluster` with `status` and `body`.
     pub fn answer_all(&mut self, cluster: &str, status: u16, body: &str) -> usize {
-        let tokens: Vec<u32> = self.callouts().iter().filter(|c| c.cluster == cluster).map(|c| c.token).collect();
+        let tokens: Vec<u32> = self
+            .callouts()
+            .iter()
+            .filter(|c| c.cluster == cluster)
+            .map(|c| c.token)
+            .collect();
         for t in &tokens {
-            self.answer(*t, CalloutResult::Response { status, body: body.as_bytes().to_vec() });
+            self.answer(
+                *t,
+                CalloutResult::Response {
+                    status,
+                    body: body.as_bytes().to_vec(),
+                },
+            );
         }
         tokens.len()
     }
@@ -323,10 +406,18 @@ impl Harness {
                 ..SimStream::default()
             },
         );
-        let host = SimHost { sim: &self.sim, worker };
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
         let w = &mut self.workers[worker];
         let mut action = w.on_request_headers(&host, id, req.body.is_none());
-        let replied = self.sim.streams.borrow().get(&id).is_some_and(|s| s.reply.is_some());
+        let replied = self
+            .sim
+            .streams
+            .borrow()
+            .get(&id)
+            .is_some_and(|s| s.reply.is_some());
         if let (Some(body), false) = (&req.body, replied) {
             let body_action = w.on_request_body(&host, id, body.len(), true);
             if action == Action::Continue || body_action == Action::Continue {
@@ -351,9 +442,14 @@ impl Harness {
 
     pub fn outcome(&self, stream: StreamId) -> Outcome {
         let streams = self.sim.streams.borrow();
-        let Some(s) = streams.get(&stream) else { return Outcome::Pending };
+        let Some(s) = streams.get(&stream) else {
+            return Outcome::Pending;
+        };
         if let Some(r) = &s.reply {
-            assert!(!s.continued && !s.resumed, "a stream was both answered and forwarded");
+            assert!(
+                !s.continued && !s.resumed,
+                "a stream was both answered and forwarded"
+            );
             return Outcome::Replied(r.clone());
         }
         if s.continued || s.resumed {
@@ -362,13 +458,65 @@ impl Harness {
         Outcome::Pending
     }
 
+    /// Delivers an upstream response for a forwarded stream, headers then the whole body, and
+    /// returns what the client receives: status, headers and body.
+    pub fn respond(
+        &mut self,
+        worker: usize,
+        stream: StreamId,
+        status: u16,
+        body: &str,
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        {
+            let mut streams = self.sim.streams.borrow_mut();
+            let s = streams.get_mut(&stream).expect("known stream");
+            s.response_headers = vec![
+                (":status".into(), status.to_string()),
+                ("content-type".into(), "application/fhir+json".into()),
+                ("content-length".into(), body.len().to_string()),
+            ];
+            s.response_body = body.as_bytes().to_vec();
+        }
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
+        let w = &mut self.workers[worker];
+        let a = w.on_response_headers(&host, stream, body.is_empty());
+        if !body.is_empty() {
+            let b = w.on_response_body(&host, stream, body.len(), true);
+            assert_eq!(
+                b,
+                Action::Continue,
+                "the response body is never held forever"
+            );
+        } else {
+            assert_eq!(a, Action::Continue);
+        }
+        let streams = self.sim.streams.borrow();
+        let s = &streams[&stream];
+        let status = s
+            .response_headers
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        (status, s.response_headers.clone(), s.response_body.clone())
+    }
+
     /// Ends a stream (client went away or the proxy finished it).
     pub fn done(&mut self, worker: usize, stream: StreamId) {
         self.workers[worker].on_stream_done(stream);
     }
 
     pub fn logs_containing(&self, needle: &str) -> Vec<String> {
-        self.sim.logs.borrow().iter().filter(|(_, m)| m.contains(needle)).map(|(_, m)| m.clone()).collect()
+        self.sim
+            .logs
+            .borrow()
+            .iter()
+            .filter(|(_, m)| m.contains(needle))
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     pub fn metric(&self, name: &str) -> i64 {
@@ -376,7 +524,13 @@ impl Harness {
     }
 
     pub fn all_logs(&self) -> String {
-        self.sim.logs.borrow().iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("\n")
+        self.sim
+            .logs
+            .borrow()
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -392,7 +546,11 @@ impl Outcome {
 
     pub fn header(&self, name: &str) -> Option<String> {
         match self {
-            Outcome::Replied(r) => r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
+            Outcome::Replied(r) => r
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()),
             Outcome::Forwarded(h) => h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
             Outcome::Pending => None,
         }
@@ -406,7 +564,10 @@ impl Outcome {
     }
 
     pub fn issue_code(&self) -> String {
-        self.body_json()["issue"][0]["code"].as_str().unwrap_or_default().to_string()
+        self.body_json()["issue"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn text(&self) -> String {

@@ -54,7 +54,8 @@ pub fn jwks() -> String {
 /// The JWKS after rotation: rsa-2 added.
 pub fn rotated_jwks() -> String {
     let k = keys();
-    json!({"keys": [rsa_jwk(&k.rsa2, "rsa-2"), rsa_jwk(&k.rsa, "rsa-1"), ec_jwk(&k.ec, "ec-1")]}).to_string()
+    json!({"keys": [rsa_jwk(&k.rsa2, "rsa-2"), rsa_jwk(&k.rsa, "rsa-1"), ec_jwk(&k.ec, "ec-1")]})
+        .to_string()
 }
 
 /// What goes into a test token.
@@ -125,11 +126,13 @@ fn options(spec: &Spec) -> HeaderOptions {
 }
 
 pub fn rs256(key: &RS256KeyPair, spec: &Spec, now_s: u64) -> String {
-    key.sign_with_options(claims_at(spec, now_s), &options(spec)).unwrap()
+    key.sign_with_options(claims_at(spec, now_s), &options(spec))
+        .unwrap()
 }
 
 pub fn es256(key: &ES256KeyPair, spec: &Spec, now_s: u64) -> String {
-    key.sign_with_options(claims_at(spec, now_s), &options(spec)).unwrap()
+    key.sign_with_options(claims_at(spec, now_s), &options(spec))
+        .unwrap()
 }
 
 /// A valid RS256 token from the IdP's current key.
@@ -157,7 +160,12 @@ pub fn tamper_signature(token: &str) -> String {
 /// Replaces the payload keeping header and signature.
 pub fn with_payload(token: &str, payload: Value) -> String {
     let parts: Vec<&str> = token.split('.').collect();
-    format!("{}.{}.{}", parts[0], b64(payload.to_string().as_bytes()), parts[2])
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(payload.to_string().as_bytes()),
+        parts[2]
+    )
 }
 
 /// An HS256 token whose HMAC key is the RSA public key's DER bytes (alg confusion).
@@ -172,7 +180,9 @@ pub fn alg_none(spec: &Spec, now_s: u64) -> String {
     let claims = serde_json::to_value(claims_at(spec, now_s)).unwrap();
     format!(
         "{}.{}.",
-        b64(json!({"alg": "none", "typ": spec.typ, "kid": "rsa-1"}).to_string().as_bytes()),
+        b64(json!({"alg": "none", "typ": spec.typ, "kid": "rsa-1"})
+            .to_string()
+            .as_bytes()),
         b64(claims.to_string().as_bytes())
     )
 }
