@@ -59,7 +59,13 @@ async function show(title, who, method, path, token, { body, headers = {} } = {}
   console.log(`   → ${method} ${path}`);
   const h = { ...headers, ...(token ? bearer(token) : {}) };
   if (body) h['content-type'] = 'application/fhir+json';
-  const res = await stack.envoy.request(path, { method, headers: h, body });
+  let res;
+  try {
+    res = await stack.envoy.request(path, { method, headers: h, body, timeoutMs: 5000 });
+  } catch (err) {
+    console.log(`   ← ${red(`no answer: ${err.message}`)}`);
+    return null;
+  }
   const fromUpstream = res.headers['x-upstream-saw-fhirgate'] !== undefined;
   if (res.status < 400 && fromUpstream) {
     console.log(`   ← ${green(`${res.status} allowed`)}  ${summary(res)}`);
