@@ -106,6 +106,7 @@ describe('SMART scopes and the patient compartment', () => {
       method: 'POST',
       headers: { ...bearer(tokens.alice), 'content-type': 'application/fhir+json' },
       body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/pat-alice' } },
+      timeoutMs: 5000,
     });
     assertDenied(res, { status: 403, code: 'forbidden', error: 'insufficient_scope', token: tokens.alice });
   });
@@ -118,6 +119,7 @@ describe('SMART scopes and the patient compartment', () => {
       method: 'POST',
       headers: { ...bearer(tokens.system), 'content-type': 'application/fhir+json' },
       body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/pat-carol' } },
+      timeoutMs: 5000,
     });
     assert.equal(created.status, 201, created.text.slice(0, 300));
   });
