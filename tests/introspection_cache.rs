@@ -19,6 +19,10 @@ const OPAQUE: &str = "2YotnFZFEjr1zCsicMWpAA";
 const INACTIVE: &str = "revoked-or-made-up-token";
 
 fn config(workers: usize) -> Harness {
+    config_with(workers, json!({}))
+}
+
+fn config_with(workers: usize, cache: serde_json::Value) -> Harness {
     let cfg = json!({
         "providers": [{
             "name": "main",
@@ -30,7 +34,8 @@ fn config(workers: usize) -> Harness {
                 "cacheTtl": "60s", "negativeCacheTtl": "10s", "timeout": "1s"
             }
         }],
-        "retryAfter": "7s"
+        "retryAfter": "7s",
+        "cache": cache
     })
     .to_string();
     Harness::new(&cfg, workers)
@@ -195,6 +200,36 @@ fn workers_share_introspection_answers() {
     h.advance(60_000);
     let id = h.send(1, Req::get(READ).bearer(OPAQUE));
     assert_eq!(h.outcome(id), Outcome::Pending);
+}
+
+#[test]
+fn a_shared_slot_collision_is_a_miss_never_another_identity() {
+    // One shared slot: every token lands in it.
+    let mut h = config_with(2, json!({"sharedSlots": 1}));
+    assert!(forwarded(&allow(&mut h, 0, "token-a", 300)));
+    let id = h.send(0, Req::get(READ).bearer("token-b"));
+    let other = json!({"active": true, "scope": "user/*.cruds", "sub": "someone-else",
+        "exp": h.now_s() + 300})
+    .to_string();
+    h.answer_all("idp", 200, &other);
+    assert!(forwarded(&h.outcome(id)));
+    // Worker 1 looks token-a up: the slot holds token-b's answer, so it must ask the IdP.
+    let id = h.send(1, Req::get(READ).bearer("token-a"));
+    assert_eq!(h.outcome(id), Outcome::Pending);
+    assert_eq!(h.callouts().len(), 1);
+}
+
+#[test]
+fn a_full_cache_evicts_and_asks_again() {
+    let mut h = config_with(1, json!({"maxEntries": 1, "sharedSlots": 0}));
+    for token in ["token-a", "token-b", "token-a"] {
+        assert!(forwarded(&allow(&mut h, 0, token, 300)));
+    }
+    assert_eq!(
+        h.metric("introspection_calls_total"),
+        3,
+        "one entry: a evicted by b"
+    );
 }
 
 #[test]
