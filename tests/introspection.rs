@@ -309,6 +309,19 @@ fn mode_always_introspects_jwts_and_revocation_lands_within_cache_ttl() {
 }
 
 #[test]
+fn mode_always_fails_closed_when_the_idp_is_down() {
+    let mut h = Harness::new(&config("always", "client_secret_basic"), 1);
+    let jwt = tokens::token(&Spec::new().scope("user/*.cruds"), h.now_s());
+    let id = h.send(0, Req::get(READ).bearer(&jwt));
+    h.answer(h.callouts()[0].token, CalloutResult::Failed);
+    assert_unavailable(&h.outcome(id));
+    // The valid JWT was not cached on its own: the next request asks the IdP again.
+    let id = h.send(0, Req::get(READ).bearer(&jwt));
+    assert_eq!(h.outcome(id), Outcome::Pending);
+    assert_eq!(h.callouts().len(), 1);
+}
+
+#[test]
 fn mode_always_still_checks_the_signature_first() {
     let mut h = Harness::new(&config("always", "client_secret_basic"), 1);
     let jwt = tokens::token(&Spec::new().scope("user/*.cruds"), h.now_s());
