@@ -196,6 +196,7 @@ fn stages(c: &mut Criterion) {
     let check = ResponseCheck {
         patient: Some("123".into()),
         granular: Vec::new(),
+        rules: false,
     };
     c.bench_function("response::check_response (100-entry Bundle)", |b| {
         b.iter(|| check_response(black_box(&body), &check))

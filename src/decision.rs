@@ -57,6 +57,8 @@ pub struct ResponseCheck {
     pub patient: Option<String>,
     /// Resources must match one of these granular scope constraint sets (empty: no constraint).
     pub granular: Vec<Vec<Constraint>>,
+    /// Response-phase CEL rules must hold for the response body (bound to `resource`).
+    pub rules: bool,
 }
 
 /// Whether the engine should buffer the request body for the decision: form searches and
@@ -168,6 +170,15 @@ pub fn decide(
     }
     decision.fhir = Some(fhir);
     if decision.denial.is_none() {
+        if config.rules.has_response_rules() {
+            decision
+                .response_check
+                .get_or_insert_with(ResponseCheck::default)
+                .rules = true;
+            decision
+                .trace
+                .push("response rules: will be checked on the response".to_string());
+        }
         decision.trace.push("decision: allow".to_string());
     }
     decision

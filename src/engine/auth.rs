@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use super::introspect::introspects_jwts;
 use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
 use crate::config::KeySource;
 use crate::host::{Host, MetricKind};
@@ -19,6 +20,8 @@ pub(super) enum AuthStep {
     Deny(Denial),
     /// Waiting for the keys of this provider.
     WaitKeys(usize),
+    /// Waiting for the introspection of the token with this SHA-256.
+    WaitIntrospection([u8; 32]),
 }
 
 /// The 401 for a token error.
@@ -37,13 +40,19 @@ fn unavailable(reason: &str, description: &str) -> Denial {
 }
 
 impl Worker {
-    /// Authenticates `bearer`; may start a JWKS fetch and ask the stream to wait.
+    /// Authenticates `bearer`; may start a JWKS fetch or an introspection and ask the stream to
+    /// wait. Caches are keyed by the token's SHA-256, never the token.
     pub(super) fn authenticate(&mut self, host: &dyn Host, bearer: &str) -> AuthStep {
         let now_s = host.now_ms() / 1000;
         let hash = token_hash(bearer);
         if let Some(token) = self.cache.get(&hash, now_s) {
             host.metric(MetricKind::Counter, "token_cache_hits_total", 1);
             return AuthStep::Ready(token);
+        }
+        if self.config.introspection_provider().is_some() {
+            if let Some(step) = self.introspection_cached(host, &hash) {
+                return step;
+            }
         }
         if let Some(token) = shared_cache::get(
             host,
@@ -62,11 +71,14 @@ impl Worker {
         host.metric(MetricKind::Counter, "token_cache_misses_total", 1);
         match classify(bearer) {
             TokenShape::Jwe => AuthStep::Deny(token_denial(&TokenError::JweUnsupported)),
-            TokenShape::Opaque => AuthStep::Deny(Denial::new(
-                DenyKind::InvalidToken { expired: false },
-                "token.opaque_not_accepted",
-                "the token is not a signed JWT and no introspection is configured",
-            )),
+            TokenShape::Opaque => match self.config.introspection_provider() {
+                Some((index, _)) => self.introspect(host, bearer, &hash, index, None),
+                None => AuthStep::Deny(Denial::new(
+                    DenyKind::InvalidToken { expired: false },
+                    "token.opaque_not_accepted",
+                    "the token is not a signed JWT and no introspection is configured",
+                )),
+            },
             TokenShape::Jws => self.authenticate_jwt(host, bearer, &hash, now_s),
         }
     }
@@ -112,6 +124,11 @@ impl Worker {
             match verify_jwt(bearer, &provider.policy, &keys, &config.claim_names, now_s) {
                 Ok(token) => {
                     let token = Rc::new(token);
+                    if introspects_jwts(provider) {
+                        // Revocation check; only the introspection cache (capped at cacheTtl)
+                        // holds this token, so a revoked JWT stops working within cacheTtl.
+                        return self.introspect(host, bearer, hash, index, Some(token));
+                    }
                     self.cache
                         .insert(*hash, Rc::clone(&token), token.expires_at(), now_s);
                     shared_cache::put(

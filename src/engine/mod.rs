@@ -7,6 +7,8 @@
 //! parked on a callout is finished by whichever callback brings the answer.
 
 mod auth;
+mod intro_cache;
+mod introspect;
 mod keys;
 mod response;
 mod shared_cache;
@@ -36,6 +38,8 @@ pub enum Action {
 enum Callout {
     /// JWKS fetch for provider index.
     Jwks(usize),
+    /// Introspection of the token with this SHA-256.
+    Introspection([u8; 32]),
 }
 
 /// One worker VM's state: compiled configuration, key sets, token cache, streams in flight.
@@ -44,6 +48,12 @@ pub struct Worker {
     config_id: String,
     remote_keys: Vec<Option<RemoteKeys>>,
     cache: TokenCache,
+    /// Active introspection answers (capped at `cacheTtl` and the token's `exp`).
+    intro_cache: TokenCache,
+    /// Inactive introspection answers (for `negativeCacheTtl`).
+    intro_negative: intro_cache::NegativeCache,
+    /// Introspection callouts in flight, by token hash (single flight per worker).
+    intro_inflight: HashMap<[u8; 32], introspect::Inflight>,
     callouts: HashMap<u32, Callout>,
     streams: HashMap<StreamId, Stream>,
     responses: HashMap<StreamId, response::PendingResponse>,
@@ -65,6 +75,9 @@ impl Worker {
             .collect();
         Worker {
             cache: TokenCache::new(config.cache_max_entries),
+            intro_cache: TokenCache::new(config.cache_max_entries),
+            intro_negative: intro_cache::NegativeCache::new(config.cache_max_entries),
+            intro_inflight: HashMap::new(),
             config: Rc::new(config),
             config_id: config_id.to_string(),
             remote_keys,
@@ -80,7 +93,8 @@ impl Worker {
     }
 
     /// Periodic work: pick up key sets other workers fetched, start due refreshes, finish streams
-    /// that waited on another worker's fetch, and give up on streams whose wait expired.
+    /// that waited on another worker's fetch, and give up on streams whose wait expired (key
+    /// fetches and introspection callouts that never answered).
     pub fn on_tick(&mut self, host: &dyn Host) {
         let now = host.now_ms();
         for i in 0..self.remote_keys.len() {
@@ -105,6 +119,7 @@ impl Worker {
                 self.wake_key_waiters(host, i, !fetching);
             }
         }
+        self.expire_introspections(host);
     }
 
     /// Handles the answer to a callout this worker started (on any of its contexts).
@@ -125,6 +140,9 @@ impl Worker {
                     // now rather than starting fetch after fetch.
                     self.fail_key_waiters(host, i);
                 }
+            }
+            Some(Callout::Introspection(hash)) => {
+                self.on_introspection_response(host, token, hash, result);
             }
             None => host.log(
                 LogLevel::Debug,

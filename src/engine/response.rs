@@ -5,10 +5,11 @@ use std::rc::Rc;
 
 use super::{Action, Worker};
 use crate::audit::AuditRecord;
-use crate::decision::{Decision, RequestInfo, ResponseCheck};
+use crate::decision::{request_value, Decision, RequestInfo, ResponseCheck};
 use crate::host::{Host, MetricKind, StreamId};
 use crate::outcome::{Denial, DenyKind};
 use crate::response::{check_response, ResponseVerdict};
+use crate::rules::{RuleInput, RuleVerdict};
 use crate::token::VerifiedToken;
 
 /// A request that went upstream and whose response must be checked.
@@ -85,26 +86,81 @@ impl Worker {
         let Some(pending) = self.responses.remove(&stream) else {
             return Action::Continue;
         };
+        let mut pending = pending;
         let body = host.response_body(stream, body_size).unwrap_or_default();
-        match check_response(&body, &pending.check) {
-            ResponseVerdict::Pass => {
-                self.audit_response(host, &pending, None, 0);
-            }
-            ResponseVerdict::Rewrite { body, withheld } => {
-                host.set_response_body(stream, &body);
-                host.metric(
-                    MetricKind::Counter,
-                    "response_entries_withheld_total",
-                    i64::from(withheld),
-                );
-                self.audit_response(host, &pending, None, withheld);
-            }
+        let (final_body, rewritten, withheld) = match check_response(&body, &pending.check) {
+            ResponseVerdict::Pass => (body, false, 0),
+            ResponseVerdict::Rewrite { body, withheld } => (body, true, withheld),
             ResponseVerdict::Deny(denial) => {
                 self.write_response_denial(host, stream, &denial);
                 self.audit_response(host, &pending, Some(&denial), 0);
+                return Action::Continue;
+            }
+        };
+        if pending.check.rules {
+            if let Some(denial) = self.response_rules(&mut pending, &final_body) {
+                self.write_response_denial(host, stream, &denial);
+                self.audit_response(host, &pending, Some(&denial), withheld);
+                return Action::Continue;
             }
         }
+        if rewritten {
+            host.set_response_body(stream, &final_body);
+            host.metric(
+                MetricKind::Counter,
+                "response_entries_withheld_total",
+                i64::from(withheld),
+            );
+        }
+        self.audit_response(host, &pending, None, withheld);
         Action::Continue
+    }
+
+    /// Runs the response-phase rules on the (possibly filtered) body; a denial replaces the
+    /// whole response. Flags raised are added to the decision for the audit record.
+    fn response_rules(&self, pending: &mut PendingResponse, body: &[u8]) -> Option<Denial> {
+        let resource: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => {
+                return Some(Denial::new(
+                    DenyKind::BadGateway,
+                    "response.not_fhir_json",
+                    "the upstream response could not be checked",
+                ))
+            }
+        };
+        let input = RuleInput {
+            request: request_value(&pending.info),
+            source: serde_json::json!({ "address": pending.info.source_address }),
+            token: pending.token.to_cel_value(),
+            fhir: pending
+                .decision
+                .fhir
+                .as_ref()
+                .map(|f| f.to_cel_value())
+                .unwrap_or_default(),
+        };
+        match self.config.rules.evaluate_response(&input, &resource) {
+            RuleVerdict::Allow { flags, .. } => {
+                for f in flags {
+                    if !pending.decision.flags.contains(&f) {
+                        pending.decision.flags.push(f);
+                    }
+                }
+                None
+            }
+            RuleVerdict::Deny {
+                rule,
+                message,
+                error,
+                ..
+            } => {
+                let reason = if error { "rule.error" } else { "rule.denied" };
+                let mut denial = Denial::new(DenyKind::Forbidden, reason, message);
+                denial.rule = Some(rule);
+                Some(denial)
+            }
+        }
     }
 
     fn replace_response(&mut self, host: &dyn Host, stream: StreamId, denial: &Denial) -> Action {

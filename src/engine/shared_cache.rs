@@ -10,9 +10,19 @@ use crate::host::Host;
 use crate::token::VerifiedToken;
 
 /// Largest serialized token kept in a slot.
-const MAX_ENTRY_BYTES: usize = 16 * 1024;
+pub(super) const MAX_ENTRY_BYTES: usize = 16 * 1024;
 
 fn slot_key(prefix: &str, slots: usize, hash: &[u8; 32]) -> Option<String> {
+    family_slot_key(prefix, "tok", slots, hash)
+}
+
+/// The shared-data key of `hash`'s slot in the ring `family` (`None` when there are no slots).
+pub(super) fn family_slot_key(
+    prefix: &str,
+    family: &str,
+    slots: usize,
+    hash: &[u8; 32],
+) -> Option<String> {
     if slots == 0 {
         return None;
     }
@@ -20,7 +30,7 @@ fn slot_key(prefix: &str, slots: usize, hash: &[u8; 32]) -> Option<String> {
         hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
     ]);
     let slot = n % slots as u64;
-    Some(format!("fhirgate.{prefix}.tok.{slot}"))
+    Some(format!("fhirgate.{prefix}.{family}.{slot}"))
 }
 
 /// Looks a token up by hash; `None` on a miss, a collision, or an expired entry.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::auth::AuthStep;
+use super::introspect::{introspection_unavailable, IntroOutcome};
 use super::{Action, Worker};
 use crate::audit::AuditRecord;
 use crate::config::OWNED_HEADER_PREFIX;
@@ -14,7 +15,7 @@ use crate::host::{Host, LogLevel, MetricKind, StreamId};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::{extract_bearer, VerifiedToken};
 
-/// Longest a stream waits for another worker's key fetch before getting 503.
+/// Longest a stream waits for another worker's key fetch (or an introspection) before getting 503.
 const MAX_WAIT_MS: u64 = 65_000;
 
 /// A stream the worker is tracking.
@@ -26,7 +27,11 @@ pub(super) struct Stream {
     body_done: bool,
     /// The proxy was told to pause because of a wait (not just for the body).
     paused: bool,
+    /// The headers went on upstream before the body (see `release_headers`).
+    headers_released: bool,
     waiting_keys: Option<usize>,
+    /// SHA-256 of the token whose introspection this stream waits for.
+    waiting_introspection: Option<[u8; 32]>,
     token: Option<Rc<VerifiedToken>>,
     started_ms: u64,
 }
@@ -143,7 +148,9 @@ impl Worker {
                 body: wants.then(Vec::new),
                 body_done: !need_body,
                 paused: false,
+                headers_released: false,
                 waiting_keys: None,
+                waiting_introspection: None,
                 token: None,
                 started_ms,
             },
@@ -179,8 +186,12 @@ impl Worker {
         }
         s.body = Some(host.request_body(stream, body_size).unwrap_or_default());
         s.body_done = true;
-        if s.waiting_keys.is_some() {
+        if s.waiting_keys.is_some() || s.waiting_introspection.is_some() {
             return Action::Pause;
+        }
+        // Whatever the verdict, the stream's headers already went on or are answered here.
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.paused = false;
         }
         self.advance(host, stream, Driver::OwnCallback)
     }
@@ -235,6 +246,56 @@ impl Worker {
         }
     }
 
+    /// Finishes every stream waiting on the introspection of `hash`: on with the token, or denied.
+    pub(super) fn finish_introspection_waiters(
+        &mut self,
+        host: &dyn Host,
+        hash: &[u8; 32],
+        outcome: IntroOutcome,
+    ) {
+        let waiting: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.waiting_introspection.as_ref() == Some(hash))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            match &outcome {
+                IntroOutcome::Active(token) => {
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        s.waiting_introspection = None;
+                        s.token = Some(Rc::clone(token));
+                        s.bearer.clear();
+                    }
+                    self.advance(host, id, Driver::Wake);
+                }
+                IntroOutcome::Denied(denial) => {
+                    self.finish_deny(host, id, denial);
+                }
+            }
+        }
+    }
+
+    /// Answers 503 to streams waiting on an introspection that is no longer in flight, or
+    /// waiting longer than [`MAX_WAIT_MS`].
+    pub(super) fn fail_orphan_introspection_waiters(&mut self, host: &dyn Host) {
+        let now = host.now_ms();
+        let orphans: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| {
+                s.waiting_introspection.is_some_and(|h| {
+                    !self.intro_inflight.contains_key(&h)
+                        || now.saturating_sub(s.started_ms) > MAX_WAIT_MS
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            self.finish_deny(host, id, &introspection_unavailable());
+        }
+    }
+
     fn advance(&mut self, host: &dyn Host, stream: StreamId, driver: Driver) -> Action {
         let Some(s) = self.streams.get(&stream) else {
             return Action::Continue;
@@ -256,13 +317,20 @@ impl Worker {
                     }
                     return Action::Pause;
                 }
+                AuthStep::WaitIntrospection(hash) => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.waiting_introspection = Some(hash);
+                        s.paused = true;
+                    }
+                    return Action::Pause;
+                }
             }
         }
         let Some(s) = self.streams.get(&stream) else {
             return Action::Continue;
         };
         if !s.body_done {
-            return Action::Pause;
+            return self.release_headers(host, stream, driver);
         }
         let Some(token) = s.token.clone() else {
             return Action::Pause;
@@ -274,16 +342,15 @@ impl Worker {
                 let Some(s) = self.streams.remove(&stream) else {
                     return Action::Continue;
                 };
-                for (name, value) in identity_headers(&self.config.forward, &token) {
-                    host.set_request_header(stream, &name, Some(&value));
-                }
-                if self.config.forward.remove_authorization {
-                    host.set_request_header(stream, "authorization", None);
+                if !s.headers_released {
+                    self.set_forward_headers(host, stream, &token);
                 }
                 match decision.response_check.clone() {
                     Some(check) => {
                         // Compressed answers cannot be checked: ask upstream for identity.
-                        host.set_request_header(stream, "accept-encoding", None);
+                        if !s.headers_released {
+                            host.set_request_header(stream, "accept-encoding", None);
+                        }
                         self.responses.insert(
                             stream,
                             super::response::PendingResponse {
@@ -307,6 +374,40 @@ impl Worker {
                 Action::Continue
             }
         }
+    }
+
+    fn set_forward_headers(&self, host: &dyn Host, stream: StreamId, token: &VerifiedToken) {
+        for (name, value) in identity_headers(&self.config.forward, token) {
+            host.set_request_header(stream, &name, Some(&value));
+        }
+        if self.config.forward.remove_authorization {
+            host.set_request_header(stream, "authorization", None);
+        }
+    }
+
+    /// The token is verified but the decision needs the body. The proxy delivers no body to a
+    /// filter whose headers callback paused (proxy-wasm maps that to "stop all iteration"), so
+    /// the headers go on now, with the identity headers of the verified token, and the decision
+    /// is made at the end of the body: a denial then answers locally and resets the upstream
+    /// request before any of its body was sent.
+    fn release_headers(&mut self, host: &dyn Host, stream: StreamId, driver: Driver) -> Action {
+        let Some(token) = self.streams.get(&stream).and_then(|s| s.token.clone()) else {
+            return Action::Pause;
+        };
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Action::Pause;
+        };
+        if s.headers_released {
+            return Action::Pause;
+        }
+        s.headers_released = true;
+        let paused = s.paused;
+        self.set_forward_headers(host, stream, &token);
+        host.set_request_header(stream, "accept-encoding", None);
+        if driver == Driver::Wake && paused {
+            host.resume(stream);
+        }
+        Action::Continue
     }
 
     fn finish_deny(&mut self, host: &dyn Host, stream: StreamId, denial: &Denial) -> Action {

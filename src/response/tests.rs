@@ -6,6 +6,7 @@ fn patient_check(id: &str) -> ResponseCheck {
     ResponseCheck {
         patient: Some(id.into()),
         granular: Vec::new(),
+        rules: false,
     }
 }
 

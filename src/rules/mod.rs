@@ -10,6 +10,8 @@
 //! The functions rules may call are listed in [`functions`]; the checks made at compile time in
 //! [`lint`].
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod authoring;
 mod convert;
 mod error;
 pub mod functions;
@@ -56,6 +58,30 @@ struct CompiledRule {
 struct Inner {
     root: Context<'static>,
     rules: Vec<CompiledRule>,
+    /// Top-level variables some request-phase rule reads (only these are converted).
+    request_vars: Vec<&'static str>,
+    /// Top-level variables some response-phase rule reads.
+    response_vars: Vec<&'static str>,
+}
+
+/// The top-level variables of `vars` that the rules of `phase` reference.
+fn used_variables(
+    rules: &[CompiledRule],
+    phase: Phase,
+    vars: &[&'static str],
+) -> Vec<&'static str> {
+    let mut used = Vec::new();
+    for rule in rules.iter().filter(|r| r.phase == phase) {
+        for expr in rule.match_.iter().chain(std::iter::once(&rule.expression)) {
+            let refs = expr.references();
+            for v in vars {
+                if refs.has_variable(v) && !used.contains(v) {
+                    used.push(*v);
+                }
+            }
+        }
+    }
+    used
 }
 
 /// A compiled, validated list of rules. Cheap to clone (shared).
@@ -230,10 +256,14 @@ impl CompiledRule {
 
 impl RuleSet {
     fn from_compiled(rules: Vec<CompiledRule>) -> RuleSet {
+        let request_vars = used_variables(&rules, Phase::Request, REQUEST_VARIABLES);
+        let response_vars = used_variables(&rules, Phase::Response, RESPONSE_VARIABLES);
         RuleSet {
             inner: Arc::new(Inner {
                 root: functions::root_context(),
                 rules,
+                request_vars,
+                response_vars,
             }),
         }
     }
@@ -318,13 +348,21 @@ impl RuleSet {
         if !self.inner.rules.iter().any(|r| r.phase == phase) {
             return RuleVerdict::Allow { flags, trace };
         }
+        // only the variables the phase's rules read are converted (most of the per-request cost)
         let mut scope = self.inner.root.new_inner_scope();
-        scope.add_variable_from_value("request", json_to_cel(&input.request));
-        scope.add_variable_from_value("source", json_to_cel(&input.source));
-        scope.add_variable_from_value("token", json_to_cel(&input.token));
-        scope.add_variable_from_value("fhir", json_to_cel(&input.fhir));
-        if let Some(r) = resource {
-            scope.add_variable_from_value("resource", json_to_cel(r));
+        let used = match phase {
+            Phase::Request => &self.inner.request_vars,
+            Phase::Response => &self.inner.response_vars,
+        };
+        for name in used {
+            let value = match *name {
+                "request" => &input.request,
+                "source" => &input.source,
+                "token" => &input.token,
+                "fhir" => &input.fhir,
+                _ => resource.unwrap_or(&serde_json::Value::Null),
+            };
+            scope.add_variable_from_value(*name, json_to_cel(value));
         }
         for (i, rule) in self.inner.rules.iter().enumerate() {
             if rule.phase != phase {

@@ -25,7 +25,7 @@ const MAX_CALLOUT_BODY: usize = 512 * 1024;
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(ProxyLevel::Info);
     std::panic::set_hook(Box::new(|info| {
-        let _ = hostcalls::log(ProxyLevel::Critical, &format!("fhirgate: internal error, worker VM lost: {info}"));
+        let _ = hostcalls::log(ProxyLevel::Critical, &format!("internal error, worker VM lost: {info}"));
     }));
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { worker: None }) });
 }}
@@ -150,10 +150,7 @@ impl Host for WasmHost {
         if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
             .is_err()
         {
-            let _ = hostcalls::log(
-                ProxyLevel::Error,
-                "fhirgate: could not send the local reply",
-            );
+            let _ = hostcalls::log(ProxyLevel::Error, "could not send the local reply");
         }
     }
 
@@ -270,11 +267,11 @@ impl RootContext for Root {
                 let worker = Worker::new(config, &id);
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 let _ = hostcalls::set_tick_period(Duration::from_millis(1000));
-                let _ = hostcalls::log(ProxyLevel::Info, "fhirgate: configuration loaded");
+                let _ = hostcalls::log(ProxyLevel::Info, "configuration loaded");
                 true
             }
             Err(e) => {
-                let _ = hostcalls::log(ProxyLevel::Critical, &format!("fhirgate: {e}"));
+                let _ = hostcalls::log(ProxyLevel::Critical, &e.to_string());
                 false
             }
         }

@@ -31,7 +31,10 @@ process.on('SIGTERM', () => shutdown(143));
 function reasonOf(res) {
   const issue = res.json?.issue?.[0];
   const parts = [];
-  if (issue) parts.push(`${issue.code}: ${issue.diagnostics ?? issue.details?.text ?? ''}`.trim());
+  if (issue) {
+    const reason = issue.details?.text ? ` [${issue.details.text}]` : '';
+    parts.push(`${issue.code}${reason}: ${issue.diagnostics ?? ''}`.trim());
+  }
   const challenge = res.headers['www-authenticate'];
   if (challenge) parts.push(`WWW-Authenticate: ${challenge}`);
   if (res.headers['retry-after']) parts.push(`Retry-After: ${res.headers['retry-after']}`);
@@ -56,7 +59,13 @@ async function show(title, who, method, path, token, { body, headers = {} } = {}
   console.log(`   → ${method} ${path}`);
   const h = { ...headers, ...(token ? bearer(token) : {}) };
   if (body) h['content-type'] = 'application/fhir+json';
-  const res = await stack.envoy.request(path, { method, headers: h, body });
+  let res;
+  try {
+    res = await stack.envoy.request(path, { method, headers: h, body, timeoutMs: 5000 });
+  } catch (err) {
+    console.log(`   ← ${red(`no answer: ${err.message}`)}`);
+    return null;
+  }
   const fromUpstream = res.headers['x-upstream-saw-fhirgate'] !== undefined;
   if (res.status < 400 && fromUpstream) {
     console.log(`   ← ${green(`${res.status} allowed`)}  ${summary(res)}`);

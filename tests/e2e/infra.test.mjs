@@ -64,6 +64,23 @@ describe('infrastructure (no filter)', () => {
     assert.deepEqual(await stack.idp.introspect(tok.access_token), { active: false });
   });
 
+  test('JWT access tokens introspect too (for mode always) until revoked', async () => {
+    const tok = await stack.idp.token({ scope: 'system/*.rs', patient: 'pat-carol', alg: 'ES256' });
+    const active = await stack.idp.introspect(tok.access_token);
+    assert.equal(active.active, true);
+    assert.equal(active.patient, 'pat-carol');
+    assert.equal(active.aud, stack.audience);
+    assert.equal(active.iss, stack.idp.issuer);
+    const other = await stack.idp.token({ scope: 'system/*.rs' });
+    await assert.rejects(stack.idp.revoke({ ...tok, clientSecret: 'wrong' }));
+    await stack.idp.revoke(other);
+    assert.equal((await stack.idp.introspect(tok.access_token)).active, true, 'revoking another token');
+    await stack.idp.revoke(tok);
+    assert.deepEqual(await stack.idp.introspect(tok.access_token), { active: false });
+    const forged = `${tok.access_token.slice(0, -6)}AAAAAA`;
+    assert.deepEqual(await stack.idp.introspect(forged), { active: false });
+  });
+
   test('key rotation publishes new kids; stop/start keeps issued opaque tokens', async () => {
     const tok = await stack.idp.token({ format: 'opaque' });
     const before = stack.idp.kids();

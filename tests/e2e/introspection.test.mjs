@@ -1,15 +1,14 @@
 // Opaque tokens through RFC 7662 introspection at the real OpenID provider, revocation and IdP
 // outages (issue "Opaque tokens and revocation", item 6; contract §1, §3).
 //
-// Marked `todo` until that issue lands. Note: oidc-provider refuses to introspect JWTs
-// (`unsupported_token_type`), so `mode: "always"` cannot be exercised against it.
+// oidc-provider itself refuses to introspect JWTs; the test
+// IdP answers JWT introspection and revocation itself (lib/idp.mjs), so `mode: "always"` is tested.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   assertDenied, baseConfig, bearer, eventually, introspectionConfig, startStack,
 } from './lib/stack.mjs';
 
-const TODO = process.env.FHIRGATE_E2E_STRICT ? false : 'introspection (issue 4) not merged yet';
 const READ = '/fhir/Patient/pat-alice';
 const CACHE_TTL_S = 2;
 
@@ -35,7 +34,7 @@ describe('opaque tokens', () => {
     await stack?.stop();
   });
 
-  test('an active opaque token is allowed', { todo: TODO }, async () => {
+  test('an active opaque token is allowed', async () => {
     if (setupError) throw setupError;
     const tok = await idp.token({ format: 'opaque', scope: 'system/*.rs' });
     assert.equal(tok.access_token.includes('.'), false);
@@ -44,14 +43,14 @@ describe('opaque tokens', () => {
     assert.equal(res.json.id, 'pat-alice');
   });
 
-  test('an unknown opaque token: 401 invalid_token', { todo: TODO }, async () => {
+  test('an unknown opaque token: 401 invalid_token', async () => {
     if (setupError) throw setupError;
     const fake = 'Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eA';
     const res = await envoy.request(READ, { headers: bearer(fake) });
     assertDenied(res, { status: 401, code: 'login', error: 'invalid_token', token: fake });
   });
 
-  test('patient context from introspection drives the compartment', { todo: TODO }, async () => {
+  test('patient context from introspection drives the compartment', async () => {
     if (setupError) throw setupError;
     const tok = await idp.token({ format: 'opaque', scope: 'patient/*.rs', patient: 'pat-alice' });
     assert.equal((await envoy.request(READ, { headers: bearer(tok) })).status, 200);
@@ -59,7 +58,7 @@ describe('opaque tokens', () => {
     assertDenied(other, { status: 403, code: 'forbidden', token: tok });
   });
 
-  test('a revoked token is denied once cacheTtl has passed', { todo: TODO }, async () => {
+  test('a revoked token is denied once cacheTtl has passed', async () => {
     if (setupError) throw setupError;
     const tok = await idp.token({ format: 'opaque', scope: 'system/*.rs' });
     assert.equal((await envoy.request(READ, { headers: bearer(tok) })).status, 200);
@@ -72,7 +71,7 @@ describe('opaque tokens', () => {
     assertDenied(denied, { status: 401, code: 'login', error: 'invalid_token', token: tok });
   });
 
-  test('1000 requests over 10 tokens cost few introspection calls', { todo: TODO }, async () => {
+  test('1000 requests over 10 tokens cost few introspection calls', async () => {
     if (setupError) throw setupError;
     const toks = [];
     for (let i = 0; i < 10; i += 1) toks.push(await idp.token({ format: 'opaque', scope: 'system/*.rs' }));
@@ -86,7 +85,7 @@ describe('opaque tokens', () => {
     assert.ok(calls <= 10 * 10, `${calls} IdP calls for 1000 requests`);
   });
 
-  test('IdP down: 503 transient with Retry-After (never 401); IdP back: 200', { todo: TODO }, async () => {
+  test('IdP down: 503 transient with Retry-After (never 401); IdP back: 200', async () => {
     if (setupError) throw setupError;
     const tok = await idp.token({ format: 'opaque', scope: 'system/*.rs' });
     await idp.stop();
@@ -102,5 +101,38 @@ describe('opaque tokens', () => {
       return r.status === 200 ? r : null;
     }, { timeoutMs: 15_000, intervalMs: 250 });
     assert.ok(up, 'no 200 after the IdP came back');
+  });
+});
+
+describe('mode always: JWTs are introspected too', () => {
+  let stack;
+  let setupError;
+  before(async () => {
+    try {
+      stack = await startStack({
+        config: (ctx) => baseConfig(ctx, {
+          provider: { introspection: introspectionConfig(ctx.idp, { mode: 'always', cacheTtl: `${CACHE_TTL_S}s` }) },
+        }),
+      });
+    } catch (err) {
+      setupError = err;
+    }
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test('a revoked JWT stops working within cacheTtl', async () => {
+    if (setupError) throw setupError;
+    const tok = await stack.idp.token({ scope: 'system/*.rs', alg: 'ES256' });
+    const ok = await stack.envoy.request(READ, { headers: bearer(tok) });
+    assert.equal(ok.status, 200, ok.text.slice(0, 300));
+    await stack.idp.revoke(tok);
+    const denied = await eventually(async () => {
+      const r = await stack.envoy.request(READ, { headers: bearer(tok) });
+      return r.status === 401 ? r : null;
+    }, { timeoutMs: (CACHE_TTL_S + 5) * 1000, intervalMs: 250 });
+    assert.ok(denied, 'the revoked JWT still works');
+    assertDenied(denied, { status: 401, code: 'login', error: 'invalid_token', token: tok });
   });
 });

@@ -1,14 +1,8 @@
 // SMART scopes, the patient compartment, batch bundles and CEL rules through real Envoy, real
 // tokens and the real FHIR router (issue "Authorize FHIR requests", item 8; contract §2, §3).
-//
-// Tests marked `todo` (a failing todo test does not fail the run) wait for a known gap; set
-// FHIRGATE_E2E_STRICT=1 to run them as ordinary tests.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { assertDenied, baseConfig, bearer, parseChallenge, startStack } from './lib/stack.mjs';
-
-const STRICT = Boolean(process.env.FHIRGATE_E2E_STRICT);
-const BODY_TODO = STRICT ? false : 'requests whose authorization needs the body (batch, POST _search) hang in the filter';
 
 const ids = (res) => (res.json?.entry ?? []).map((e) => e.resource.id).sort();
 
@@ -112,6 +106,7 @@ describe('SMART scopes and the patient compartment', () => {
       method: 'POST',
       headers: { ...bearer(tokens.alice), 'content-type': 'application/fhir+json' },
       body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/pat-alice' } },
+      timeoutMs: 5000,
     });
     assertDenied(res, { status: 403, code: 'forbidden', error: 'insufficient_scope', token: tokens.alice });
   });
@@ -124,11 +119,12 @@ describe('SMART scopes and the patient compartment', () => {
       method: 'POST',
       headers: { ...bearer(tokens.system), 'content-type': 'application/fhir+json' },
       body: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/pat-carol' } },
+      timeoutMs: 5000,
     });
     assert.equal(created.status, 201, created.text.slice(0, 300));
   });
 
-  test('a batch with one forbidden entry is denied whole', { todo: BODY_TODO }, async () => {
+  test('a batch with one forbidden entry is denied whole', async () => {
     if (setupError) throw setupError;
     const res = await envoy.request('/fhir', {
       method: 'POST',
@@ -143,7 +139,7 @@ describe('SMART scopes and the patient compartment', () => {
     assertDenied(res, { status: 403, code: 'forbidden', token: tokens.alice });
   });
 
-  test('POST _search with a form body is authorized like GET', { todo: BODY_TODO }, async () => {
+  test('POST _search with a form body is authorized like GET', async () => {
     if (setupError) throw setupError;
     const post = (tok, form) => envoy.request('/fhir/Observation/_search', {
       method: 'POST',

@@ -57,6 +57,9 @@ struct SimStream {
     reply: Option<LocalReply>,
     resumed: bool,
     continued: bool,
+    /// The body waits for the paused headers to be resumed (as in Envoy's proxy-wasm host).
+    body_pending: bool,
+    has_body: bool,
     response_headers: Vec<(String, String)>,
     response_body: Vec<u8>,
 }
@@ -340,11 +343,18 @@ impl Harness {
             if let Some(w) = self.workers.get_mut(i) {
                 w.on_tick(&host);
             }
+            self.pump(i);
         }
     }
 
     pub fn callouts(&self) -> Vec<Callout> {
         self.sim.callouts.borrow().clone()
+    }
+
+    /// Forgets every pending callout without answering it (a proxy that lost them): no answer
+    /// and no timeout will ever reach the filter.
+    pub fn lose_callouts(&mut self) {
+        self.sim.callouts.borrow_mut().clear();
     }
 
     /// Answers a pending callout on the worker that made it.
@@ -361,6 +371,7 @@ impl Harness {
             worker: callout.worker,
         };
         self.workers[callout.worker].on_callout_response(&host, token, result);
+        self.pump(callout.worker);
     }
 
     /// Answers every pending callout to `cluster` with `status` and `body`.
@@ -411,27 +422,73 @@ impl Harness {
             worker,
         };
         let w = &mut self.workers[worker];
-        let mut action = w.on_request_headers(&host, id, req.body.is_none());
+        let action = w.on_request_headers(&host, id, req.body.is_none());
         let replied = self
             .sim
             .streams
             .borrow()
             .get(&id)
             .is_some_and(|s| s.reply.is_some());
-        if let (Some(body), false) = (&req.body, replied) {
-            let body_action = w.on_request_body(&host, id, body.len(), true);
-            if action == Action::Continue || body_action == Action::Continue {
-                action = body_action;
-            } else {
-                action = Action::Pause;
-            }
+        match (&req.body, action, replied) {
+            (_, _, true) => {}
+            (None, Action::Continue, _) => self.mark(id, |s| s.continued = true),
+            (None, Action::Pause, _) => {}
+            (Some(_), Action::Continue, _) => self.deliver_body(worker, id),
+            // A paused headers callback stops all iteration: the body comes after a resume.
+            (Some(_), Action::Pause, _) => self.mark(id, |s| s.body_pending = true),
         }
-        if action == Action::Continue {
-            if let Some(s) = self.sim.streams.borrow_mut().get_mut(&id) {
-                s.continued = true;
-            }
-        }
+        self.pump(worker);
         id
+    }
+
+    fn mark(&self, id: StreamId, f: impl FnOnce(&mut SimStream)) {
+        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&id) {
+            f(s);
+        }
+    }
+
+    fn deliver_body(&mut self, worker: usize, id: StreamId) {
+        let len = self
+            .sim
+            .streams
+            .borrow()
+            .get(&id)
+            .map(|s| s.body.len())
+            .unwrap_or(0);
+        self.mark(id, |s| {
+            s.body_pending = false;
+            s.has_body = true;
+        });
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
+        let action = self.workers[worker].on_request_body(&host, id, len, true);
+        let replied = self
+            .sim
+            .streams
+            .borrow()
+            .get(&id)
+            .is_some_and(|s| s.reply.is_some());
+        if action == Action::Continue && !replied {
+            self.mark(id, |s| s.continued = true);
+        }
+    }
+
+    /// Delivers bodies held behind headers that were resumed since.
+    fn pump(&mut self, worker: usize) {
+        let ready: Vec<StreamId> = self
+            .sim
+            .streams
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.body_pending && s.resumed && s.reply.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            self.mark(id, |s| s.resumed = false);
+            self.deliver_body(worker, id);
+        }
     }
 
     /// Sends a request and returns where it ended up.
@@ -452,7 +509,7 @@ impl Harness {
             );
             return Outcome::Replied(r.clone());
         }
-        if s.continued || s.resumed {
+        if s.continued || (s.resumed && !s.has_body && !s.body_pending) {
             return Outcome::Forwarded(s.headers.clone());
         }
         Outcome::Pending

@@ -71,9 +71,12 @@ fn invalid_granted_scopes_grant_nothing() {
         "patient/Observation.read?category=x", // constraint on v1
         "patient/Observation.rs?category",     // malformed constraint
         "patientObservation.rs",
+        "patient/Foo.rs",                      // not a FHIR resource type
+        "patient/*.rs?category=x",             // granular needs one type
+        "patient/Observation.rs?status=final", // not a granular parameter
     ] {
         assert!(!has(bad, "patient/Observation.r"), "{bad}");
-        assert!(ResourceScope::parse(bad).is_err(), "{bad}");
+        assert!(crate::smart::Scope::parse(bad).is_none(), "{bad}");
     }
 }
 
@@ -81,6 +84,8 @@ fn invalid_granted_scopes_grant_nothing() {
 fn required_scope_validation() {
     assert!(Required::parse("patient/Observation.sr").is_err());
     assert!(Required::parse("user/x.rs").is_err());
+    assert!(Required::parse("user/Foo.rs").is_err());
+    assert!(Required::parse("user/Observation.rs?category=a%2").is_err());
     assert!(Required::parse("").is_err());
     assert!(Required::parse("a b").is_err());
     assert_eq!(
@@ -98,4 +103,13 @@ fn plain_scopes_need_exact_membership() {
     assert!(has("openid fhirUser", "fhirUser"));
     assert!(!has("openid fhirUser", "fhiruser"));
     assert!(!has("openid", "offline_access"));
+}
+
+#[test]
+fn granular_values_are_compared_after_percent_decoding() {
+    let g = "patient/Observation.rs?category=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fobservation-category%7Claboratory";
+    assert!(has(
+        g,
+        "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+    ));
 }

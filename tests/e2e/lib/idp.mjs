@@ -17,9 +17,10 @@
 //   patient, fhirUser, claims{...} -> extra claims in the token (and in introspection answers)
 //
 // Endpoints: discovery, /jwks, /token, /token/introspection (client `fhirgate`, client_secret_basic,
-// secret `fhirgate-secret`), /token/revocation, /reg. `stop()` makes an outage (the port refuses
+// secret `fhirgate-secret`), /token/revocation, /reg. JWTs can be introspected and revoked too (see
+// `structuredTokenShim`: oidc-provider itself only does that for opaque tokens). `stop()` makes an outage (the port refuses
 // connections), `start()` brings it back on the same port, `rotateKeys()` restarts with new keys.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomUUID, verify } from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 import { requestUrl } from './http.mjs';
@@ -102,6 +103,15 @@ export function makeKeys() {
   ];
 }
 
+function parseBasic(header) {
+  const m = /^Basic\s+(\S+)$/i.exec(header ?? '');
+  if (!m) return null;
+  const text = Buffer.from(m[1], 'base64').toString('utf8');
+  const i = text.indexOf(':');
+  if (i < 0) return null;
+  return { id: decodeURIComponent(text.slice(0, i)), secret: decodeURIComponent(text.slice(i + 1)) };
+}
+
 function basicAuth(id, secret) {
   return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 }
@@ -116,6 +126,7 @@ export class Idp {
     this.server = null;
     this.provider = null;
     this.store = new Map();
+    this.revokedJti = new Set();
     this.requests = 0;
     this.jwksFetches = 0;
   }
@@ -230,10 +241,89 @@ export class Idp {
     server.on('request', (req, res) => {
       this.requests += 1;
       if (req.url === '/jwks') this.jwksFetches += 1;
+      if (req.method === 'POST' && (req.url === '/token/introspection' || req.url === '/token/revocation')) {
+        this.structuredTokenShim(req, res, callback).catch(() => {
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        });
+        return;
+      }
       callback(req, res);
     });
     this.server = server;
     return this;
+  }
+
+  /**
+   * oidc-provider refuses to introspect or revoke JWT access tokens (`unsupported_token_type`).
+   * So that `introspection.mode: "always"` can be tested, this IdP answers those two cases itself:
+   * same client authentication, the signature checked against its own keys, revocation by `jti`.
+   * Every other request (opaque tokens) goes to oidc-provider untouched (the body it reads is the
+   * one read here, handed over as `req.body`, which oidc-provider supports).
+   */
+  async structuredTokenShim(req, res, callback) {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const form = new URLSearchParams(text);
+    const token = form.get('token') ?? '';
+    const payload = this.verifyOwnJwt(token);
+    if (payload === undefined) {
+      req.body = text;
+      callback(req, res);
+      return;
+    }
+    const json = (status, body) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    const caller = parseBasic(req.headers.authorization);
+    if (req.url === '/token/introspection') {
+      if (!caller || caller.id !== INTROSPECTION_CLIENT.id || caller.secret !== INTROSPECTION_CLIENT.secret) {
+        json(401, { error: 'invalid_client' });
+        return;
+      }
+      const now = Math.floor(Date.now() / 1000);
+      const active = payload !== null && payload.exp > now && !this.revokedJti.has(payload.jti);
+      json(200, active ? { ...payload, active: true, token_type: 'Bearer' } : { active: false });
+      return;
+    }
+    // Revocation: only the client the token was issued to, authenticated with its secret.
+    const client = caller ? this.store.get(`Client:${caller.id}`)?.payload : undefined;
+    if (!client || client.client_secret !== caller.secret) {
+      json(401, { error: 'invalid_client' });
+      return;
+    }
+    if (payload !== null && payload.client_id === caller.id) this.revokedJti.add(payload.jti);
+    res.writeHead(200);
+    res.end();
+  }
+
+  /**
+   * For a compact JWS: its payload when signed by one of this IdP's current keys and issued by it,
+   * `null` when it is a JWS but not a valid one of ours, `undefined` when it is not a JWS at all.
+   */
+  verifyOwnJwt(token) {
+    const parts = token.split('.');
+    if (parts.length !== 3) return undefined;
+    let header;
+    let payload;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url'));
+      payload = JSON.parse(Buffer.from(parts[1], 'base64url'));
+    } catch {
+      return undefined;
+    }
+    if (typeof header?.alg !== 'string') return undefined;
+    const jwk = this.publicJwks().keys.find((k) => k.kid === header.kid && k.alg === header.alg);
+    if (!jwk) return null;
+    const key = createPublicKey({ key: jwk, format: 'jwk' });
+    const data = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const sig = Buffer.from(parts[2], 'base64url');
+    const ok = header.alg === 'ES256'
+      ? verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig)
+      : verify('sha256', data, key, sig);
+    return ok && payload.iss === this.issuer ? payload : null;
   }
 
   /** Stops listening and drops every open connection (an outage). */

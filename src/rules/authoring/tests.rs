@@ -1,0 +1,374 @@
+use serde_json::{json, Value};
+
+use super::cases::{compare, parse_cases, Decision, Expect, Outcome};
+use super::*;
+use crate::rules::RuleSet;
+
+const POLICY: &str = r#"{
+  "description": "test policy",
+  "rules": [
+    {"name": "writes-need-mfa", "match": "fhir.interaction in ['create', 'update', 'patch', 'delete']",
+     "expression": "hasAny(claimValues(token.claims, 'amr'), ['mfa'])",
+     "stepUp": {"acrValues": "urn:mfa"}},
+    {"name": "internal-only", "match": "fhir.operation == 'export'",
+     "expression": "inCidr(source.address, '10.0.0.0/8')"},
+    {"name": "emergency", "effect": "flag",
+     "expression": "'BTG' in claimValues(token.claims, 'purpose_of_use')"}
+  ]
+}"#;
+
+const CASES: &str = r#"[
+  {"name": "read ok", "token": {"sub": "u", "scope": "patient/*.rs", "patient": "1"},
+   "request": {"path": "/fhir/Observation?patient=1"},
+   "expect": {"decision": "allow", "status": 200, "flags": []}},
+  {"name": "write needs mfa", "token": {"sub": "u"},
+   "request": {"method": "POST", "path": "/fhir/Observation", "body": {"resourceType": "Observation"}},
+   "expect": {"decision": "deny", "status": 401, "rule": "writes-need-mfa", "acrValues": "urn:mfa"}},
+  {"name": "write with mfa", "token": {"sub": "u", "amr": ["pwd", "mfa"]},
+   "request": {"method": "PUT", "path": "/fhir/Observation/9"},
+   "expect": {"decision": "allow"}},
+  {"name": "export from outside", "token": {"sub": "svc"},
+   "request": {"path": "/fhir/$export"},
+   "expect": {"decision": "deny", "status": 403, "rule": "internal-only"}},
+  {"name": "export from inside", "token": {"sub": "svc"},
+   "request": {"path": "/fhir/$export", "source": "10.9.9.9:1234"},
+   "expect": {"decision": "allow"}},
+  {"name": "flagged", "token": {"sub": "u", "purpose_of_use": "BTG"},
+   "request": {"path": "/fhir/Patient/1"},
+   "expect": {"decision": "allow", "flags": ["emergency"]}}
+]"#;
+
+fn rules_only(files: &[(String, String)]) -> SuiteReport {
+    run_suite(files, &rules_only_decider)
+}
+
+fn files(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("p.json".to_string(), POLICY.to_string()),
+        ("p.cases.json".to_string(), CASES.to_string()),
+        ("README.md".to_string(), "ignored".to_string()),
+    ];
+    v.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    v
+}
+
+#[test]
+fn a_suite_runs_every_case() {
+    let report = rules_only(&files(&[]));
+    let text = report.render();
+    assert_eq!(report.failed(), 0, "{text}");
+    assert_eq!(report.passed(), 6);
+    assert!(text.ends_with("6 passed, 0 failed\n"), "{text}");
+    assert!(text.contains("PASS p: write needs mfa"));
+}
+
+#[test]
+fn failing_cases_and_missing_files_are_counted() {
+    let wrong = CASES.replace(r#""status": 401"#, r#""status": 403"#);
+    let report = rules_only(&[
+        ("p.json".to_string(), POLICY.to_string()),
+        ("p.cases.json".to_string(), wrong),
+        ("lonely.json".to_string(), POLICY.to_string()),
+        ("orphan.cases.json".to_string(), CASES.to_string()),
+        (
+            "broken.json".to_string(),
+            r#"{"description": "x", "rules": [{"name": "a", "expression": "nope"}]}"#.to_string(),
+        ),
+        ("broken.cases.json".to_string(), CASES.to_string()),
+    ]);
+    let text = report.render();
+    assert_eq!(report.passed(), 5, "{text}");
+    assert_eq!(report.failed(), 4, "{text}");
+    assert!(
+        text.contains("FAIL p: write needs mfa\n     expected status 403, got 401"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lonely.json has no lonely.cases.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("orphan.cases.json has no orphan.json"),
+        "{text}"
+    );
+    assert!(text.contains("unknown variable 'nope'"), "{text}");
+    assert!(text.ends_with("5 passed, 4 failed\n"));
+}
+
+#[test]
+fn cases_files_are_strict() {
+    assert!(parse_cases("[]").is_err());
+    assert!(parse_cases(r#"[{"name": "a", "token": {}, "request": {"path": "/fhir"}, "expect": {"decision": "allow"}, "x": 1}]"#).is_err());
+    assert!(parse_cases(r#"[{"name": "a", "token": {}, "request": {"path": "/fhir"}, "expect": {"decision": "maybe"}}]"#).is_err());
+    let dup = r#"[{"name": "a", "token": {}, "request": {"path": "/fhir"}, "expect": {"decision": "allow"}},
+                  {"name": "a", "token": {}, "request": {"path": "/fhir"}, "expect": {"decision": "allow"}}]"#;
+    assert!(parse_cases(dup).is_err());
+}
+
+#[test]
+fn compare_checks_only_what_is_given() {
+    let got = Outcome {
+        allowed: false,
+        status: 403,
+        rule: Some("r".into()),
+        ..Outcome::default()
+    };
+    let mut e = Expect {
+        decision: Decision::Deny,
+        status: None,
+        rule: None,
+        flags: None,
+        scope: None,
+        acr_values: None,
+    };
+    assert!(compare(&e, &got).is_empty());
+    e.rule = Some("other".into());
+    e.status = Some(401);
+    e.flags = Some(vec!["f".into()]);
+    assert_eq!(compare(&e, &got).len(), 3);
+    e = Expect {
+        decision: Decision::Allow,
+        ..e
+    };
+    assert_eq!(compare(&e, &got).len(), 4);
+}
+
+#[test]
+fn check_reports_policies_and_configs() {
+    let ok = check_document(POLICY);
+    assert_eq!(ok.kind, DocumentKind::Policy);
+    assert_eq!(ok.rules, 3);
+    assert!(ok.problems.is_empty());
+    let bad = check_document(
+        r#"{"description": "d", "rules": [{"name": "a", "expression": "x == 1"}, {"name": "b", "expression": "hasScope(token.scopes)"}]}"#,
+    );
+    assert_eq!(bad.problems.len(), 2);
+    assert_eq!(bad.problems[0].rule.as_deref(), Some("a"));
+    assert_eq!(bad.problems[1].code, "rule_bad_call");
+    let cfg = check_document(r#"{"providers": [], "rules": [{"name": "a", "expression": "'x'"}]}"#);
+    assert_eq!(cfg.kind, DocumentKind::PluginConfig);
+    assert_eq!(cfg.problems[0].code, "rule_not_bool");
+    assert_eq!(check_document("{").problems[0].code, "policy_json");
+    assert_eq!(
+        check_document(r#"{"description": " ", "rules": []}"#).problems[0].code,
+        "policy_shape"
+    );
+    assert_eq!(
+        check_document(r#"{"description": "d", "rules": [], "extra": 1}"#).problems[0].code,
+        "policy_json"
+    );
+}
+
+#[test]
+fn render_plugin_merges_base_rules() {
+    let (policy, _) = Policy::parse(POLICY).unwrap();
+    let out = render(&policy, None, Format::Plugin, &RenderOptions::default()).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rules"].as_array().unwrap().len(), 3);
+    assert_eq!(v["rules"][0]["stepUp"]["acrValues"], "urn:mfa");
+    assert_eq!(v["rules"][2]["effect"], "flag");
+    assert!(v["providers"][0]["jwks"]["remote"].is_object());
+    let base = json!({"fhir": {"basePath": "/r4"}, "providers": [], "rules": [{"name": "base-rule", "expression": "true"}]});
+    let v: Value = serde_json::from_str(
+        &render(
+            &policy,
+            Some(&base),
+            Format::Plugin,
+            &RenderOptions::default(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["fhir"]["basePath"], "/r4");
+    assert_eq!(v["rules"][0]["name"], "base-rule");
+    assert_eq!(v["rules"].as_array().unwrap().len(), 4);
+    let clash = json!({"providers": [], "rules": [{"name": "emergency", "expression": "true"}]});
+    assert!(render(
+        &policy,
+        Some(&clash),
+        Format::Plugin,
+        &RenderOptions::default()
+    )
+    .unwrap_err()
+    .contains("duplicate"));
+    assert!(render(
+        &policy,
+        Some(&json!([1])),
+        Format::Plugin,
+        &RenderOptions::default()
+    )
+    .is_err());
+}
+
+fn embedded_json(yaml: &str, marker: &str) -> Value {
+    let start = yaml.find(marker).unwrap() + marker.len();
+    serde_json::from_str(&yaml[start..]).unwrap()
+}
+
+#[test]
+fn render_envoy_and_istio() {
+    let (policy, _) = Policy::parse(POLICY).unwrap();
+    let opts = RenderOptions {
+        wasm: Some("/opt/f.wasm".into()),
+        namespace: "fhir\"ns".into(),
+        ..RenderOptions::default()
+    };
+    let envoy = render(&policy, None, Format::Envoy, &opts).unwrap();
+    assert!(envoy.contains("- name: envoy.filters.http.wasm\n"));
+    assert!(envoy.contains("runtime: envoy.wasm.runtime.v8"));
+    assert!(envoy.contains("filename: \"/opt/f.wasm\""));
+    assert_eq!(
+        embedded_json(&envoy, "value: |\n")["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let istio = render(&policy, None, Format::Istio, &opts).unwrap();
+    assert!(istio.contains("kind: WasmPlugin\n"));
+    assert!(istio.contains("apiVersion: extensions.istio.io/v1alpha1\n"));
+    assert!(
+        istio.contains("namespace: \"fhir\\\"ns\"\n"),
+        "scalars are quoted: {istio}"
+    );
+    assert!(istio.contains("\"app\": \"fhir-server\""));
+    assert_eq!(
+        embedded_json(&istio, "pluginConfig:\n")["rules"][1]["name"],
+        "internal-only"
+    );
+    assert_eq!(Format::parse("istio"), Some(Format::Istio));
+    assert_eq!(Format::parse("yaml"), None);
+}
+
+#[test]
+fn case_variables_follow_the_contract() {
+    let req = CaseRequest {
+        method: "post".into(),
+        path: "/fhir/Observation/_search?code=a%2Cb,c&x=1+2".into(),
+        headers: [
+            ("Authorization".to_string(), "Bearer secret".to_string()),
+            ("X-Y".to_string(), "z".to_string()),
+        ]
+        .into(),
+        source: None,
+        body: Some(json!("category=lab&category=vital\\,signs")),
+    };
+    let claims = json!({"iss": "i", "sub": "s", "azp": "app", "scp": ["a", "b"], "patient": "p1"});
+    let input = request::rule_input(claims.as_object().unwrap(), &req, "/fhir").unwrap();
+    assert_eq!(input.request["method"], "POST");
+    assert_eq!(input.request["path"], "/fhir/Observation/_search");
+    assert_eq!(
+        input.request["headers"],
+        json!({"x-y": "z"}),
+        "credentials are never exposed"
+    );
+    assert_eq!(input.request["query"]["x"], json!(["1 2"]));
+    assert_eq!(input.source["address"], request::DEFAULT_SOURCE);
+    assert_eq!(input.token["clientId"], "app");
+    assert_eq!(input.token["scopes"], json!(["a", "b"]));
+    assert_eq!(input.token["patient"], "p1");
+    assert!(input.token.get("fhirUser").is_none());
+    assert_eq!(input.fhir["interaction"], "search-type");
+    // %2C is an escaped comma in the query string but still a FHIR OR separator once decoded
+    assert_eq!(input.fhir["params"]["code"], json!(["a", "b", "c"]));
+    assert_eq!(
+        input.fhir["params"]["category"],
+        json!(["lab", "vital,signs"])
+    );
+}
+
+#[test]
+fn fhir_interactions_of_the_case_reader() {
+    let f = |m: &str, p: &str| {
+        let req = CaseRequest {
+            method: m.into(),
+            path: p.into(),
+            ..CaseRequest::default()
+        };
+        request::fhir_var(&req, "/fhir")
+    };
+    let i = |m: &str, p: &str| {
+        f(m, p).unwrap()["interaction"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(i("GET", "/fhir/metadata"), "capabilities");
+    assert_eq!(i("GET", "/fhir/Patient/1"), "read");
+    assert_eq!(i("GET", "/fhir/Patient/1/_history/2"), "vread");
+    assert_eq!(i("GET", "/fhir/Patient/1/_history"), "history-instance");
+    assert_eq!(i("GET", "/fhir/Patient/_history"), "history-type");
+    assert_eq!(i("GET", "/fhir/_history"), "history-system");
+    assert_eq!(i("POST", "/fhir/Patient"), "create");
+    assert_eq!(i("PUT", "/fhir/Patient/1"), "update");
+    assert_eq!(i("PATCH", "/fhir/Patient/1"), "patch");
+    assert_eq!(i("DELETE", "/fhir/Patient/1"), "delete");
+    assert_eq!(
+        i("GET", "/fhir/Patient/1/Observation"),
+        "search-compartment"
+    );
+    assert_eq!(
+        f("GET", "/fhir/Patient/1/Observation").unwrap()["compartment"],
+        json!({"type": "Patient", "id": "1"})
+    );
+    assert_eq!(i("GET", "/fhir?_type=Patient"), "search-system");
+    assert_eq!(i("POST", "/fhir"), "batch");
+    assert_eq!(i("GET", "/fhir/Patient/1/$everything"), "operation");
+    assert_eq!(
+        f("GET", "/fhir/Patient/1/$everything").unwrap()["operation"],
+        "everything"
+    );
+    assert!(f("GET", "/other/Patient").is_err());
+    assert!(f("GET", "/fhirx/Patient").is_err());
+    assert!(f("GET", "/fhir/Patient?x=%zz").is_err());
+}
+
+#[test]
+fn the_default_decider_is_the_full_decision() {
+    // the same policy and cases under SMART enforcement: tokens without scopes are refused
+    let report = test_files(&files(&[]));
+    let text = report.render();
+    assert!(text.contains("PASS p: read ok"), "{text}");
+    assert!(
+        text.contains("FAIL p: write needs mfa\n     expected status 401, got 403"),
+        "{text}"
+    );
+    let (policy, _) = Policy::parse(POLICY).unwrap();
+    let decider = default_decider(&policy, &RuleSet::default()).unwrap();
+    let case: Case = serde_json::from_value(json!({
+        "name": "scoped write without mfa",
+        "token": {"sub": "u", "scope": "user/Observation.cruds"},
+        "request": {"method": "POST", "path": "/fhir/Observation",
+                    "body": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}},
+        "expect": {"decision": "deny"}
+    }))
+    .unwrap();
+    let outcome = decider.decide(&case).unwrap();
+    assert_eq!(outcome.status, 401, "{:?}", outcome.explanation);
+    assert_eq!(outcome.rule.as_deref(), Some("writes-need-mfa"));
+    assert_eq!(outcome.acr_values.as_deref(), Some("urn:mfa"));
+    assert!(
+        outcome
+            .explanation
+            .iter()
+            .any(|l| l.contains("SMART: allowed")),
+        "{:?}",
+        outcome.explanation
+    );
+}
+
+#[test]
+fn rendered_configurations_load_in_the_filter() {
+    for name in [
+        "sensitive-consent",
+        "break-the-glass",
+        "step-up-writes",
+        "network-restrictions",
+        "smart-default",
+    ] {
+        let path = format!("{}/policies/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let (policy, _) = Policy::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let out = render(&policy, None, Format::Plugin, &RenderOptions::default()).unwrap();
+        crate::config::Config::from_json(out.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
