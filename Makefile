@@ -109,7 +109,7 @@ unit:
 
 # Policy cases beside policies/ (the lead adds the `fhirgate test` command):
 policy-test:
-	cargo run --quiet --bin fhirgate -- check policies/*.json
+	cargo run --quiet --bin fhirgate -- check $(filter-out %.cases.json,$(wildcard policies/*.json))
 	cargo run --quiet --bin fhirgate -- test policies
 
 # Without debug info: the wasm32-unknown-unknown build is only for this test, and it compiles and
