@@ -196,15 +196,18 @@ impl Worker {
         self.advance(host, stream, Driver::OwnCallback)
     }
 
-    /// Re-drives every stream waiting for provider `index`'s keys.
-    pub(super) fn wake_key_waiters(&mut self, host: &dyn Host, index: usize, force: bool) {
-        let now = host.now_ms();
-        let waiting: Vec<StreamId> = self
-            .streams
+    fn key_waiters(&self, index: usize) -> Vec<StreamId> {
+        self.streams
             .iter()
             .filter(|(_, s)| s.waiting_keys == Some(index))
             .map(|(id, _)| *id)
-            .collect();
+            .collect()
+    }
+
+    /// Re-drives every stream waiting for provider `index`'s keys.
+    pub(super) fn wake_key_waiters(&mut self, host: &dyn Host, index: usize, force: bool) {
+        let now = host.now_ms();
+        let waiting = self.key_waiters(index);
         for id in waiting {
             let expired = self
                 .streams
@@ -230,12 +233,7 @@ impl Worker {
 
     /// Answers 503 to every stream waiting for provider `index`'s keys.
     pub(super) fn fail_key_waiters(&mut self, host: &dyn Host, index: usize) {
-        let waiting: Vec<StreamId> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.waiting_keys == Some(index))
-            .map(|(id, _)| *id)
-            .collect();
+        let waiting = self.key_waiters(index);
         for id in waiting {
             let denial = Denial::new(
                 DenyKind::Unavailable,

@@ -65,6 +65,25 @@ fn metric_id(kind: MetricKind, name: &str) -> Option<u32> {
     })
 }
 
+/// A stream's header map with lowercase names; values that are not UTF-8 are converted lossily
+/// (the SDK's `get_map` would panic on them).
+fn header_map(stream: StreamId, map: MapType) -> Vec<(String, String)> {
+    let _ = hostcalls::set_effective_context(stream);
+    hostcalls::get_map_bytes(map)
+        .map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
         hostcalls::get_current_time()
@@ -107,20 +126,7 @@ impl Host for WasmHost {
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .map(|pairs| {
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            k.to_ascii_lowercase(),
-                            String::from_utf8_lossy(&v).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        header_map(stream, MapType::HttpRequestHeaders)
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
@@ -160,20 +166,7 @@ impl Host for WasmHost {
     }
 
     fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_map_bytes(MapType::HttpResponseHeaders)
-            .map(|pairs| {
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            k.to_ascii_lowercase(),
-                            String::from_utf8_lossy(&v).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        header_map(stream, MapType::HttpResponseHeaders)
     }
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
