@@ -84,6 +84,18 @@ fn header_map(stream: StreamId, map: MapType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Sets or removes one header of a stream's map.
+fn set_header(stream: StreamId, map: MapType, name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_effective_context(stream);
+    let _ = hostcalls::set_map_value(map, name, value);
+}
+
+/// The first `size` bytes of a stream's buffered body.
+fn read_buffer(stream: StreamId, buffer: BufferType, size: usize) -> Option<Vec<u8>> {
+    let _ = hostcalls::set_effective_context(stream);
+    hostcalls::get_buffer(buffer, 0, size).ok().flatten()
+}
+
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
         hostcalls::get_current_time()
@@ -130,15 +142,11 @@ impl Host for WasmHost {
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_effective_context(stream);
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        set_header(stream, MapType::HttpRequestHeaders, name, value);
     }
 
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
-            .ok()
-            .flatten()
+        read_buffer(stream, BufferType::HttpRequestBody, size)
     }
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
@@ -170,15 +178,11 @@ impl Host for WasmHost {
     }
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_effective_context(stream);
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+        set_header(stream, MapType::HttpResponseHeaders, name, value);
     }
 
     fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
-            .ok()
-            .flatten()
+        read_buffer(stream, BufferType::HttpResponseBody, size)
     }
 
     fn set_response_body(&self, stream: StreamId, body: &[u8]) {

@@ -78,6 +78,14 @@ pub struct Sim {
     pub refuse_callouts: Cell<bool>,
 }
 
+/// Replaces every value of `name` with `value` (or removes it).
+fn replace_header(headers: &mut Vec<(String, String)>, name: &str, value: Option<&str>) {
+    headers.retain(|(n, _)| n != name);
+    if let Some(v) = value {
+        headers.push((name.to_string(), v.to_string()));
+    }
+}
+
 /// The host as one worker VM sees it.
 pub struct SimHost<'a> {
     sim: &'a Sim,
@@ -150,10 +158,7 @@ impl Host for SimHost<'_> {
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
         if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
-            s.headers.retain(|(n, _)| n != name);
-            if let Some(v) = value {
-                s.headers.push((name.to_string(), v.to_string()));
-            }
+            replace_header(&mut s.headers, name, value);
         }
     }
 
@@ -201,10 +206,7 @@ impl Host for SimHost<'_> {
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
         if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
-            s.response_headers.retain(|(n, _)| n != name);
-            if let Some(v) = value {
-                s.response_headers.push((name.to_string(), v.to_string()));
-            }
+            replace_header(&mut s.response_headers, name, value);
         }
     }
 
