@@ -4,7 +4,11 @@
 
 use std::sync::Arc;
 
+use std::cell::RefCell;
+
+use cel_interpreter::extractors::This;
 use cel_interpreter::{Context, ExecutionError, FunctionContext, Value};
+use regex_lite::{Regex, RegexBuilder};
 
 use super::net::{parse_peer, Cidr};
 use super::scope::{implies, Required};
@@ -81,7 +85,7 @@ pub(crate) const SIGNATURES: &[Signature] = &[
     sig("min", Arity::AtLeast(1), false, Kind::Unknown, false),
     sig("startsWith", Arity::Exactly(2), true, Kind::Bool, false),
     sig("endsWith", Arity::Exactly(2), true, Kind::Bool, false),
-    sig("matches", Arity::Exactly(2), true, Kind::Bool, false),
+    sig("matches", Arity::Exactly(2), true, Kind::Bool, true),
     sig("string", Arity::Exactly(1), true, Kind::String, false),
     sig("bytes", Arity::Exactly(1), true, Kind::Bytes, false),
     sig("double", Arity::Exactly(1), true, Kind::Num, false),
@@ -116,6 +120,7 @@ pub(crate) fn is_ours(name: &str) -> bool {
 /// The root context: CEL builtins plus fhirgate's functions and guards. Built once per rule set.
 pub(crate) fn root_context() -> Context<'static> {
     let mut ctx = Context::default();
+    ctx.add_function("matches", matches);
     ctx.add_function("hasScope", has_scope);
     ctx.add_function("inCidr", in_cidr);
     ctx.add_function("refType", ref_type);
@@ -142,6 +147,50 @@ fn string_arg(ftx: &FunctionContext, v: &Value, what: &str) -> Res<Arc<String>> 
         Value::String(s) => Ok(s.clone()),
         other => Err(ftx.error(format!("{what} must be a string, got {}", type_name(other)))),
     }
+}
+
+/// Most compiled patterns kept per thread (rules name their patterns as literals, so few).
+const REGEX_CACHE: usize = 64;
+/// Bound on a compiled pattern's size, and on its nesting.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+const REGEX_NEST_LIMIT: u32 = 32;
+
+thread_local! {
+    static REGEXES: RefCell<Vec<(Arc<String>, Regex)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Compiles a `matches` pattern (RE2 syntax as far as `regex-lite` goes: no Unicode classes).
+pub(crate) fn compile_pattern(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(REGEX_NEST_LIMIT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `s.matches('^[A-Z]{2}[0-9]+$')` or `matches(s, re)`: true when the regular expression finds a
+/// match anywhere in `s` (anchor it with `^…$` for a whole-string match). Linear-time search;
+/// RE2 syntax without Unicode classes (`\w`, `\d` are ASCII). The pattern must be a string literal,
+/// checked when the configuration loads.
+pub fn matches(
+    ftx: &FunctionContext,
+    This(text): This<Arc<String>>,
+    pattern: Arc<String>,
+) -> Res<bool> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, re)) = cache.iter().find(|(p, _)| **p == *pattern) {
+            return Ok(re.is_match(&text));
+        }
+        let re = compile_pattern(&pattern)
+            .map_err(|_| ftx.error("the pattern is not a valid regular expression"))?;
+        let found = re.is_match(&text);
+        if cache.len() >= REGEX_CACHE {
+            cache.remove(0);
+        }
+        cache.push((pattern, re));
+        Ok(found)
+    })
 }
 
 /// `hasScope(token.scopes, 'patient/Observation.rs')`: true when the granted scopes (a list, or a

@@ -13,7 +13,6 @@
 
 use cel_parser::ast::{operators as op, CallExpr, Expr, IdedExpr};
 use cel_parser::reference::Val;
-use cel_parser::Parser;
 
 use super::error::{Field, RuleError};
 use super::functions::{signature, Arity, Kind, GUARD_BOOL, GUARD_CONTAINER, GUARD_ITERABLE};
@@ -56,8 +55,9 @@ pub(crate) fn compile_expr(
             message: "empty expression".to_string(),
         });
     }
-    // the parser panics on some invalid input: only hand it what the strict recognizer accepts
-    super::syntax::check(source, MAX_DEPTH).map_err(|message| {
+    // the strict recognizer bounds the subset and the depth, then the tree is built without
+    // cel-parser's ANTLR runtime (which panics on some invalid input)
+    let mut expr = super::syntax::parse(source, MAX_DEPTH).map_err(|message| {
         if message.contains("nested deeper") {
             too_complex(message)
         } else {
@@ -67,11 +67,6 @@ pub(crate) fn compile_expr(
                 message,
             }
         }
-    })?;
-    let mut expr = Parser::new().parse(source).map_err(|e| RuleError::Parse {
-        rule: rule.to_string(),
-        field,
-        message: e.to_string().trim().to_string(),
     })?;
     let linter = Linter {
         rule,
@@ -464,6 +459,20 @@ impl Linter<'_> {
                     Cidr::parse(b)
                         .map_err(|e| self.bad_literal(name, format!("{b:?}: {}", e.reason())))?;
                 }
+            }
+            "matches" => {
+                expect(0, &[Kind::String], "the text")?;
+                expect(1, &[Kind::String], "the pattern")?;
+                // the pattern is the last argument in both `s.matches(p)` and `matches(s, p)`
+                let Some(p) = lit_str(args.len().saturating_sub(1)).filter(|_| !args.is_empty())
+                else {
+                    return Err(self.bad_literal(
+                        name,
+                        "the pattern must be a string literal (checked at load)".to_string(),
+                    ));
+                };
+                super::functions::compile_pattern(p)
+                    .map_err(|e| self.bad_literal(name, format!("invalid pattern {p:?}: {e}")))?;
             }
             "refType" | "refId" => {
                 expect(0, &[Kind::String], "the reference")?;

@@ -1,4 +1,5 @@
-//! A strict recognizer for the subset of CEL that rules may use, run before the real parser.
+//! A strict recognizer for the subset of CEL that rules may use, and the parser ([`parser`])
+//! that builds the syntax tree of what it accepts.
 //!
 //! `cel-parser` 0.10 walks its parse tree even after a syntax error and then panics (for
 //! example on `a ==` or `((`), and it silently reads `!!x` as `!x`. A panic at configuration time
@@ -22,6 +23,7 @@
 //! recognizer also bounds the depth of the tree the parser would build.
 
 mod lexer;
+mod parser;
 
 use lexer::{Lexer, Tok};
 
@@ -282,6 +284,12 @@ pub(crate) fn check(source: &str, max_depth: usize) -> Result<(), String> {
         return r.err("unexpected text after the expression");
     }
     Ok(())
+}
+
+/// Checks `source` like [`check`] and builds its syntax tree (see [`parser`]).
+pub(crate) fn parse(source: &str, max_depth: usize) -> Result<cel_parser::ast::IdedExpr, String> {
+    check(source, max_depth)?;
+    parser::parse(source)
 }
 
 #[cfg(test)]

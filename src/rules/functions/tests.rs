@@ -257,3 +257,27 @@ fn builtins_still_work() {
     assert_eq!(eval("request.query.patient[0] == '123'"), Ok(true));
     assert_eq!(eval("request.headers['user-agent'] == 't'"), Ok(true));
 }
+
+#[test]
+fn matches_searches_with_literal_patterns() {
+    assert_eq!(
+        eval("request.path.matches('^/fhir/[A-Z][a-z]+$')"),
+        Ok(true)
+    );
+    assert_eq!(eval("matches(request.path, 'Observation')"), Ok(true));
+    assert_eq!(eval("request.path.matches('^Observation')"), Ok(false));
+    assert_eq!(eval("token.clientId.matches('(?i)^APP$')"), Ok(true));
+    assert_eq!(
+        eval("fhir.params.code.exists(c, c.matches('^http://loinc\\\\.org\\\\|[0-9-]+$'))"),
+        Ok(true)
+    );
+    // the cache serves the second evaluation of the same pattern
+    for _ in 0..3 {
+        assert_eq!(
+            eval("request.host.matches('\\\\.example\\\\.org$')"),
+            Ok(true)
+        );
+    }
+    // a non-string text is an evaluation error (fail closed)
+    assert!(eval("token.claims.n.matches('5')").is_err());
+}

@@ -184,6 +184,10 @@ fn literal_arguments_are_validated() {
         "inCidr(source.address, ['10.0.0.0/8', 8])",
         "refId('123') == ''",
         "paramValues(fhir.params, '') == []",
+        "request.path.matches('(unclosed')",
+        "matches(request.path, '\\\\p{Greek}')",
+        "request.path.matches(request.headers['x-pattern'])",
+        "request.path.matches('a{1000}{1000}')",
     ] {
         let e = one_err(expr);
         assert!(matches!(e, RuleError::BadLiteral { .. }), "{expr}: {e:?}");
