@@ -446,3 +446,20 @@ fn response_filtering_is_counted_and_audited_once() {
     assert_eq!(r[1]["outcome"], "deny");
     assert_eq!(h.filter_state(id2)["fhirgate.outcome"], "deny");
 }
+
+#[test]
+fn the_example_bootstrap_configuration_loads() {
+    let yaml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/envoy.yaml")).unwrap();
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_end().ends_with("value: |"));
+    let indent = lines.next().unwrap().find("value").unwrap();
+    let json: String = lines
+        .take_while(|l| l.len() > indent && l[..=indent].trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = fhirgate::config::Config::from_json(json.as_bytes()).unwrap();
+    assert!(config.audit.collector.is_some());
+    assert!(yaml.contains("%FILTER_STATE(wasm.fhirgate.outcome:PLAIN)%"));
+}
