@@ -104,8 +104,11 @@ impl Worker {
 
     /// Periodic work: pick up key sets other workers fetched, start due refreshes, finish streams
     /// that waited on another worker's fetch, and give up on streams whose wait expired (key
-    /// fetches and introspection callouts that never answered).
+    /// fetches and introspection callouts that never answered), and send the audit batches due.
     pub fn on_tick(&mut self, host: &dyn Host) {
+        // First, while the tick's own (root) context is the one in effect: a callout dispatched
+        // after a stream was finished here would belong to that stream, and end with it.
+        self.flush_audit(host);
         let now = host.now_ms();
         for i in 0..self.remote_keys.len() {
             let Some(Some(keys)) = self.remote_keys.get_mut(i) else {
@@ -130,7 +133,6 @@ impl Worker {
             }
         }
         self.expire_introspections(host);
-        self.flush_audit(host);
     }
 
     /// Handles the answer to a callout this worker started (on any of its contexts).
