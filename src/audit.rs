@@ -3,6 +3,9 @@
 //! patient reference: it names the interaction, the resource type and id, the identities, and the
 //! stable reason code.
 
+mod policy;
+pub mod ship;
+
 use serde::Serialize;
 
 use crate::decision::{Decision, RequestInfo};
@@ -44,9 +47,12 @@ pub struct AuditRecord {
     /// Patient launch context of the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patient: Option<String>,
-    /// Token subject.
+    /// Token subject (`audit.subject: plain`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Pairwise pseudonym of the subject (`audit.subject: pseudonym`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_pseudonym: Option<String>,
     /// OAuth client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -58,7 +64,7 @@ pub struct AuditRecord {
     pub token_kind: Option<&'static str>,
     /// Downstream peer.
     pub source: String,
-    /// Purpose of use from the token, when present.
+    /// Purpose of use from the token (`audit.purposeOfUseClaim`), valid codes only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub purpose_of_use: Vec<String>,
     /// Rules of effect `flag` that fired (e.g. break-the-glass).
@@ -72,17 +78,6 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     fn base(now_ms: u64, info: &RequestInfo, token: Option<&VerifiedToken>) -> Self {
-        let purpose_of_use = token
-            .and_then(|t| t.claims().get("purpose_of_use"))
-            .map(|v| match v {
-                serde_json::Value::String(s) => vec![s.clone()],
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .unwrap_or_default();
         AuditRecord {
             time: rfc3339(now_ms),
             request_id: info.request_id.clone(),
@@ -98,6 +93,7 @@ impl AuditRecord {
             subject: token
                 .and_then(|t| t.subject().map(str::to_string))
                 .filter(|s| !s.is_empty()),
+            subject_pseudonym: None,
             client_id: token.and_then(|t| t.client_id().map(str::to_string)),
             issuer: token.map(|t| t.issuer().to_string()),
             token_kind: token.map(|t| match t.kind() {
@@ -105,7 +101,7 @@ impl AuditRecord {
                 TokenKind::Opaque => "opaque",
             }),
             source: info.source_address.clone(),
-            purpose_of_use,
+            purpose_of_use: Vec::new(),
             flags: Vec::new(),
             break_the_glass: false,
             withheld: 0,
@@ -165,10 +161,14 @@ impl AuditRecord {
         self.rule = denial.rule.clone();
     }
 
+    /// The record as one JSON object (what the collector receives, one per line).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+
     /// The log line: the audit prefix and the record as one JSON object.
     pub fn to_log_line(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string());
-        format!("{AUDIT_PREFIX}{json}")
+        format!("{AUDIT_PREFIX}{}", self.to_json())
     }
 
     /// Counter name for this record's decision and reason.

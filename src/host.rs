@@ -44,8 +44,11 @@ pub enum CalloutResult {
 pub enum MetricKind {
     /// Monotonic counter.
     Counter,
-    /// Value that goes up and down.
+    /// Value that goes up and down, set to the given value.
     Gauge,
+    /// The same kind of gauge, moved by the given (signed) amount: workers that each add their
+    /// own share make one total.
+    GaugeAdd,
     /// Distribution (e.g. latency in microseconds).
     Histogram,
 }
@@ -80,6 +83,9 @@ pub trait Host {
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>>;
     /// A proxy property such as `["source", "address"]`.
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>>;
+    /// Stores a per-request value for the access log: Envoy's filter state `wasm.<key>`, read
+    /// with `%FILTER_STATE(wasm.<key>:PLAIN)%`. Operators see these values: no token, no PHI.
+    fn set_filter_state(&self, stream: StreamId, key: &str, value: &str);
     /// Answers the request locally (the request never reaches upstream).
     fn send_reply(&self, stream: StreamId, reply: &LocalReply);
     /// Resumes a stream that was paused waiting for a callout.
@@ -94,6 +100,7 @@ pub trait Host {
     /// Replaces the whole buffered response body.
     fn set_response_body(&self, stream: StreamId, body: &[u8]);
 
-    /// Adds `value` to a counter, sets a gauge, or records a histogram sample.
+    /// Adds `value` to a counter, sets (or with `GaugeAdd` moves) a gauge, or records a histogram
+    /// sample.
     fn metric(&self, kind: MetricKind, name: &str, value: i64);
 }

@@ -2,6 +2,7 @@
 //! (every duration parsed, every key set loaded, every CEL rule compiled). A bad configuration is
 //! a [`ConfigError`] naming the offending key; the filter then refuses to start.
 
+pub mod audit;
 mod duration;
 pub mod raw;
 #[cfg(test)]
@@ -65,6 +66,8 @@ pub struct Config {
     pub shared_cache_slots: usize,
     /// Seconds in `Retry-After` on 503.
     pub retry_after_secs: u64,
+    /// Audit record options, access-log data and the optional collector.
+    pub audit: audit::Audit,
 }
 
 /// One token issuer, compiled.
@@ -282,6 +285,7 @@ impl TryFrom<RawConfig> for Config {
         let rules =
             RuleSet::compile(&raw.rules).map_err(|e| ConfigError::new("rules", e.to_string()))?;
         let forward = forward(raw.forward)?;
+        let audit = audit::audit(raw.audit, forward.pseudonym_key.as_deref())?;
         let realm = raw.realm.unwrap_or_else(|| "fhirgate".to_string());
         if realm.is_empty()
             || realm
@@ -326,6 +330,7 @@ impl TryFrom<RawConfig> for Config {
             cache_max_entries,
             shared_cache_slots,
             retry_after_secs,
+            audit,
         })
     }
 }

@@ -37,6 +37,9 @@ pub struct RawConfig {
     /// `Retry-After` sent with 503 answers.
     #[serde(default)]
     pub retry_after: Option<String>,
+    /// Audit record options and the optional collector.
+    #[serde(default)]
+    pub audit: Option<super::audit::RawAudit>,
 }
 
 /// `fhir` block.

@@ -6,6 +6,7 @@
 //! and carries it out: continue, answer locally, or pause until a callout answers. A stream
 //! parked on a callout is finished by whichever callback brings the answer.
 
+mod audit;
 mod auth;
 mod intro_cache;
 mod introspect;
@@ -17,6 +18,7 @@ mod stream;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::audit::ship::ShipQueue;
 use crate::config::{Config, KeySource};
 use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
 use crate::token::TokenCache;
@@ -40,6 +42,8 @@ enum Callout {
     Jwks(usize),
     /// Introspection of the token with this SHA-256.
     Introspection([u8; 32]),
+    /// A batch of audit records to the collector.
+    AuditBatch,
 }
 
 /// One worker VM's state: compiled configuration, key sets, token cache, streams in flight.
@@ -57,6 +61,10 @@ pub struct Worker {
     callouts: HashMap<u32, Callout>,
     streams: HashMap<StreamId, Stream>,
     responses: HashMap<StreamId, response::PendingResponse>,
+    /// Audit records waiting for the collector, when one is configured.
+    shipper: Option<ShipQueue>,
+    /// The collector is failing (logged once per episode).
+    ship_failing: bool,
 }
 
 impl Worker {
@@ -74,6 +82,8 @@ impl Worker {
             })
             .collect();
         Worker {
+            shipper: config.audit.collector.as_ref().map(ShipQueue::new),
+            ship_failing: false,
             cache: TokenCache::new(config.cache_max_entries),
             intro_cache: TokenCache::new(config.cache_max_entries),
             intro_negative: intro_cache::NegativeCache::new(config.cache_max_entries),
@@ -94,8 +104,11 @@ impl Worker {
 
     /// Periodic work: pick up key sets other workers fetched, start due refreshes, finish streams
     /// that waited on another worker's fetch, and give up on streams whose wait expired (key
-    /// fetches and introspection callouts that never answered).
+    /// fetches and introspection callouts that never answered), and send the audit batches due.
     pub fn on_tick(&mut self, host: &dyn Host) {
+        // First, while the tick's own (root) context is the one in effect: a callout dispatched
+        // after a stream was finished here would belong to that stream, and end with it.
+        self.flush_audit(host);
         let now = host.now_ms();
         for i in 0..self.remote_keys.len() {
             let Some(Some(keys)) = self.remote_keys.get_mut(i) else {
@@ -144,6 +157,7 @@ impl Worker {
             Some(Callout::Introspection(hash)) => {
                 self.on_introspection_response(host, token, hash, result);
             }
+            Some(Callout::AuditBatch) => self.on_audit_response(host, token, result),
             None => host.log(
                 LogLevel::Debug,
                 "callout answer for an unknown token ignored",
@@ -151,10 +165,20 @@ impl Worker {
         }
     }
 
-    /// Forgets a finished stream.
-    pub fn on_stream_done(&mut self, stream: StreamId) {
+    /// Forgets a finished stream. A request that was allowed but whose response never came
+    /// (upstream reset, client gone) still gets its audit record.
+    pub fn on_stream_done(&mut self, host: &dyn Host, stream: StreamId) {
         self.streams.remove(&stream);
-        self.responses.remove(&stream);
+        if let Some(p) = self.responses.remove(&stream) {
+            let record = crate::audit::AuditRecord::new(
+                host.now_ms(),
+                &p.info,
+                Some(&p.token),
+                &p.decision,
+                0,
+            );
+            self.write_audit(host, stream, record, Some(&p.token), p.started_ms);
+        }
     }
 
     /// Number of streams this worker is tracking (paused or waiting for a body).

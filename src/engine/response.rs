@@ -19,6 +19,7 @@ pub(super) struct PendingResponse {
     pub(super) token: Rc<VerifiedToken>,
     pub(super) decision: Decision,
     pub(super) started_ms: u64,
+    pub(super) stream: StreamId,
 }
 
 impl Worker {
@@ -106,6 +107,7 @@ impl Worker {
         }
         if rewritten {
             host.set_response_body(stream, &final_body);
+            host.metric(MetricKind::Counter, "responses_rewritten_total", 1);
             host.metric(
                 MetricKind::Counter,
                 "response_entries_withheld_total",
@@ -184,7 +186,7 @@ impl Worker {
     }
 
     fn audit_response(
-        &self,
+        &mut self,
         host: &dyn Host,
         p: &PendingResponse,
         denial: Option<&Denial>,
@@ -193,6 +195,6 @@ impl Worker {
         let mut decision = p.decision.clone();
         decision.denial = denial.cloned();
         let record = AuditRecord::new(host.now_ms(), &p.info, Some(&p.token), &decision, withheld);
-        self.write_audit(host, &record, p.started_ms);
+        self.write_audit(host, p.stream, record, Some(&p.token), p.started_ms);
     }
 }

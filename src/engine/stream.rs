@@ -11,7 +11,7 @@ use crate::audit::AuditRecord;
 use crate::config::OWNED_HEADER_PREFIX;
 use crate::decision::{decide, wants_body, RequestInfo};
 use crate::forward::identity_headers;
-use crate::host::{Host, LogLevel, MetricKind, StreamId};
+use crate::host::{Host, StreamId};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::{extract_bearer, VerifiedToken};
 
@@ -100,7 +100,8 @@ impl Worker {
         }
         let info = request_info(host, stream, &headers);
         if self.is_public_discovery(&info) {
-            self.audit_public(host, &info);
+            let record = AuditRecord::public(host.now_ms(), &info);
+            self.write_audit(host, stream, record, None, started_ms);
             return Action::Continue;
         }
         let authorization: Vec<&str> = headers
@@ -335,7 +336,14 @@ impl Worker {
         };
         let decision = decide(&self.config, &token, &s.info, s.body.as_deref());
         match decision.denial.clone() {
-            Some(denial) => self.finish_deny(host, stream, &denial),
+            Some(denial) => {
+                // The record of a decision names the interaction and resource it denied.
+                let Some(s) = self.streams.remove(&stream) else {
+                    return Action::Pause;
+                };
+                let record = AuditRecord::new(host.now_ms(), &s.info, Some(&token), &decision, 0);
+                self.reply_denied(host, stream, record, Some(&token), &denial, s.started_ms)
+            }
             None => {
                 let Some(s) = self.streams.remove(&stream) else {
                     return Action::Continue;
@@ -357,13 +365,14 @@ impl Worker {
                                 token: Rc::clone(&token),
                                 decision,
                                 started_ms: s.started_ms,
+                                stream,
                             },
                         );
                     }
                     None => {
                         let record =
                             AuditRecord::new(host.now_ms(), &s.info, Some(&token), &decision, 0);
-                        self.write_audit(host, &record, s.started_ms);
+                        self.write_audit(host, stream, record, Some(&token), s.started_ms);
                     }
                 }
                 if driver == Driver::Wake && s.paused {
@@ -434,22 +443,25 @@ impl Worker {
         denial: &Denial,
         started_ms: u64,
     ) -> Action {
-        let reply = denial.to_reply(&self.config.realm, self.config.retry_after_secs);
-        host.send_reply(stream, &reply);
         let record = AuditRecord::denied(host.now_ms(), info, token, denial);
-        self.write_audit(host, &record, started_ms);
-        Action::Pause
+        self.reply_denied(host, stream, record, token, denial, started_ms)
     }
 
-    pub(super) fn write_audit(&self, host: &dyn Host, record: &AuditRecord, started_ms: u64) {
-        host.log(LogLevel::Info, &record.to_log_line());
-        host.metric(MetricKind::Counter, &record.metric_name(), 1);
-        let elapsed = host.now_ms().saturating_sub(started_ms);
-        host.metric(
-            MetricKind::Histogram,
-            "decision_ms",
-            i64::try_from(elapsed).unwrap_or(i64::MAX),
-        );
+    /// Writes the record of a denial, then answers it.
+    fn reply_denied(
+        &mut self,
+        host: &dyn Host,
+        stream: StreamId,
+        record: AuditRecord,
+        token: Option<&VerifiedToken>,
+        denial: &Denial,
+        started_ms: u64,
+    ) -> Action {
+        // The record (and the access-log values) first: the local reply may end the stream.
+        self.write_audit(host, stream, record, token, started_ms);
+        let reply = denial.to_reply(&self.config.realm, self.config.retry_after_secs);
+        host.send_reply(stream, &reply);
+        Action::Pause
     }
 
     fn is_public_discovery(&self, info: &RequestInfo) -> bool {
@@ -460,12 +472,6 @@ impl Worker {
         let base = &self.config.base_path;
         path.strip_prefix(base.as_str())
             .is_some_and(|rest| rest == "/metadata" || rest == "/.well-known/smart-configuration")
-    }
-
-    fn audit_public(&self, host: &dyn Host, info: &RequestInfo) {
-        let record = AuditRecord::public(host.now_ms(), info);
-        host.log(LogLevel::Info, &record.to_log_line());
-        host.metric(MetricKind::Counter, &record.metric_name(), 1);
     }
 }
 

@@ -56,7 +56,7 @@ fn metric_id(kind: MetricKind, name: &str) -> Option<u32> {
         }
         let t = match kind {
             MetricKind::Counter => MetricType::Counter,
-            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Gauge | MetricKind::GaugeAdd => MetricType::Gauge,
             MetricKind::Histogram => MetricType::Histogram,
         };
         let id = hostcalls::define_metric(t, &full).ok()?;
@@ -154,6 +154,12 @@ impl Host for WasmHost {
         hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 
+    fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
+        if hostcalls::set_effective_context(stream).is_ok() {
+            set_property(key, value);
+        }
+    }
+
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
         let _ = hostcalls::set_effective_context(stream);
         let headers: Vec<(&str, &str)> = reply
@@ -195,12 +201,31 @@ impl Host for WasmHost {
             return;
         };
         let _ = match kind {
-            MetricKind::Counter => hostcalls::increment_metric(id, value),
+            MetricKind::Counter | MetricKind::GaugeAdd => hostcalls::increment_metric(id, value),
             MetricKind::Gauge | MetricKind::Histogram => {
                 hostcalls::record_metric(id, u64::try_from(value).unwrap_or(0))
             }
         };
     }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// The ABI call behind `hostcalls::set_property`, which panics on any status but `Ok`
+    /// (e.g. `NotFound` outside a stream): fhirgate calls it directly and ignores the status.
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+}
+
+/// Sets the one-segment property `key` of the current stream (Envoy: filter state `wasm.<key>`).
+fn set_property(key: &str, value: &str) {
+    // SAFETY: both pointers and lengths come from live `&str`s the host only reads during the call.
+    let _status =
+        unsafe { proxy_set_property(key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
 }
 
 fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
@@ -262,8 +287,9 @@ impl RootContext for Root {
                 let digest = Sha256::digest(&bytes);
                 let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
                 let worker = Worker::new(config, &id);
+                let tick = Duration::from_millis(worker.tick_period_ms());
                 self.worker = Some(Rc::new(RefCell::new(worker)));
-                let _ = hostcalls::set_tick_period(Duration::from_millis(1000));
+                let _ = hostcalls::set_tick_period(tick);
                 let _ = hostcalls::log(ProxyLevel::Info, "configuration loaded");
                 true
             }
@@ -352,7 +378,7 @@ impl ProxyContext for Http {
 
     fn on_done(&mut self) -> bool {
         if let Ok(mut w) = self.worker.try_borrow_mut() {
-            w.on_stream_done(self.id);
+            w.on_stream_done(&WasmHost, self.id);
         }
         true
     }

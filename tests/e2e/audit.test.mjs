@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { bearer, eventually, startStack } from './lib/stack.mjs';
+import { startCollector } from './lib/collector.mjs';
+import { baseConfig, bearer, eventually, startStack } from './lib/stack.mjs';
 
 describe('forwarding, audit and metrics', () => {
   let stack;
@@ -81,5 +82,151 @@ describe('forwarding, audit and metrics', () => {
   test('fhirgate metrics are visible at /stats/prometheus', async () => {
     const text = await envoy.prometheus();
     assert.match(text, /fhirgate/);
+  });
+});
+
+// Issue 6 items 1-3 with every option on: pseudonymous subjects, the collector (a Node server
+// reached through the Envoy cluster `audit`), the access-log data and the metrics.
+describe('audit collector, access log and metrics', () => {
+  const AUDIT_KEY = Buffer.alloc(32, 7).toString('base64url');
+  const FORWARD_KEY = Buffer.alloc(32, 9).toString('base64url');
+  let stack;
+  let envoy;
+  let idp;
+  let collector;
+  const stat = async (name) => {
+    const text = await envoy.prometheus();
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  before(async () => {
+    collector = await startCollector();
+    stack = await startStack({
+      clusters: { audit: collector.port },
+      config: (ctx) => baseConfig(ctx, {
+        forward: { headers: { 'x-fhirgate-pseudonym': 'pseudonym' }, pseudonymSecret: FORWARD_KEY },
+        audit: {
+          subject: 'pseudonym',
+          pseudonymSecret: AUDIT_KEY,
+          collector: {
+            cluster: 'audit', authority: `127.0.0.1:${collector.port}`, path: '/ingest',
+            batchSize: 3, flushInterval: '200ms', timeout: '500ms', maxInFlight: 2, maxQueue: 50,
+          },
+        },
+      }),
+    });
+    ({ envoy, idp } = stack);
+  });
+  after(async () => {
+    await stack?.stop();
+    await collector?.stop();
+  });
+
+  test('batches reach the collector with every record and no token', async () => {
+    const tok = await idp.token({ scope: 'system/*.rs', claims: { purpose_of_use: 'TREAT' } });
+    const ids = [];
+    for (let i = 0; i < 4; i += 1) {
+      const id = randomUUID();
+      ids.push(id);
+      const res = await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok, { 'x-request-id': id }) });
+      assert.equal(res.status, 200, res.text.slice(0, 300));
+    }
+    const denied = randomUUID();
+    await envoy.request('/fhir/Patient/pat-alice', { headers: { 'x-request-id': denied } });
+    const got = await eventually(() => {
+      const seen = new Set(collector.records.map((r) => r.requestId));
+      return [...ids, denied].every((id) => seen.has(id));
+    }, { timeoutMs: 10_000, intervalMs: 100 });
+    assert.ok(got, `records at the collector: ${JSON.stringify(collector.records).slice(0, 500)}`);
+    const batch = collector.batches.at(-1);
+    assert.equal(batch.path, '/ingest');
+    assert.equal(batch.headers['content-type'], 'application/x-ndjson');
+    assert.ok(collector.batches.every((b) => b.records.length <= 3), 'batchSize bounds every batch');
+    const rec = collector.records.find((r) => r.requestId === ids[0]);
+    assert.equal(rec.outcome, 'allow');
+    assert.equal(rec.interaction, 'read');
+    assert.equal(rec.resourceType, 'Patient');
+    assert.deepEqual(rec.purposeOfUse, ['TREAT']);
+    assert.equal(rec.subject, undefined, 'plain subject with audit.subject pseudonym');
+    assert.match(rec.subjectPseudonym, /^[A-Za-z0-9_-]{43}$/);
+    assert.equal(collector.records.find((r) => r.requestId === denied).reason, 'token.missing');
+    // The audit pseudonym is not the one upstream receives (different keys).
+    const upstream = stack.fhir.requests.at(-1).headers['x-fhirgate-pseudonym'];
+    assert.ok(upstream && upstream !== rec.subjectPseudonym, 'forwarded and audit pseudonyms differ');
+    const all = collector.batches.map((b) => b.body).join('\n');
+    const [, payload, sig] = tok.access_token.split('.');
+    assert.ok(!all.includes(payload) && !all.includes(sig.slice(0, 40)), 'token shipped to the collector');
+    console.log(`sample audit record: ${JSON.stringify(rec)}`);
+  });
+
+  test('the access log carries the decision data', async () => {
+    const tok = await idp.token({ scope: 'system/*.rs' });
+    const allowed = randomUUID();
+    const denied = randomUUID();
+    await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok, { 'x-request-id': allowed }) });
+    await envoy.request('/fhir/Patient/pat-alice', { headers: { 'x-request-id': denied } });
+    const lines = await eventually(() => {
+      const log = envoy.accessLog();
+      const a = log.find((l) => l.request_id === allowed);
+      const d = log.find((l) => l.request_id === denied);
+      return a && d ? { a, d } : null;
+    }, { timeoutMs: 5000, intervalMs: 100 });
+    assert.ok(lines, `access log: ${JSON.stringify(envoy.accessLog().slice(-3))}`);
+    assert.equal(lines.a.status, 200);
+    assert.equal(lines.a.fhirgate_outcome, 'allow');
+    assert.equal(lines.a.fhirgate_reason, 'allow');
+    assert.equal(lines.a.fhirgate_interaction, 'read');
+    assert.equal(lines.a.fhirgate_resource_type, 'Patient');
+    assert.ok(lines.a.fhirgate_client_id, 'client id');
+    assert.match(lines.a.fhirgate_subject, /^[A-Za-z0-9_-]{43}$/, 'the pseudonymous subject');
+    assert.equal(lines.d.status, 401);
+    assert.equal(lines.d.fhirgate_outcome, 'deny');
+    assert.equal(lines.d.fhirgate_reason, 'token.missing');
+    const text = JSON.stringify(envoy.accessLog());
+    assert.ok(!text.includes(tok.access_token.split('.')[1]), 'token in the access log');
+    console.log(`sample access-log line: ${JSON.stringify(lines.d)}`);
+  });
+
+  test('decision, JWKS and audit metrics are at /stats/prometheus', async () => {
+    const ok = await eventually(async () => (await stat('fhirgate_audit_records_shipped_total')) > 0, { timeoutMs: 5000 });
+    assert.ok(ok, 'audit_records_shipped_total');
+    const text = await envoy.prometheus();
+    for (const name of [
+      'fhirgate_decisions_allow_allow', 'fhirgate_decisions_deny_token_missing', 'fhirgate_jwks_fetches_total',
+      'fhirgate_jwks_age_seconds', 'fhirgate_audit_batches_sent_total', 'fhirgate_audit_queue_depth',
+    ]) {
+      assert.match(text, new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'), `${name} missing`);
+    }
+    console.log(`sample metrics:\n${text.split('\n').filter((l) => l.startsWith('fhirgate_')).join('\n')}`);
+  });
+
+  test('a collector that hangs or is down never delays requests; failures are counted', async () => {
+    const tok = await idp.token({ scope: 'system/*.rs' });
+    collector.mode = 'hang';
+    for (let i = 0; i < 6; i += 1) {
+      const t0 = Date.now();
+      const res = await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok) });
+      assert.equal(res.status, 200);
+      assert.ok(Date.now() - t0 < 400, 'a request waited on the collector');
+    }
+    await collector.stop();
+    const before = (await stat('fhirgate_audit_records_failed_total')) ?? 0;
+    for (let i = 0; i < 6; i += 1) {
+      const res = await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok) });
+      assert.equal(res.status, 200);
+    }
+    const failed = await eventually(async () => {
+      const n = (await stat('fhirgate_audit_records_failed_total')) ?? 0;
+      return n > before ? n : null;
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+    assert.ok(failed, 'audit_records_failed_total did not grow');
+    // The log is the record of truth: every request still has its line.
+    assert.ok(envoy.auditRecords().length >= 12);
+    collector.mode = 'ok';
+    await collector.start();
+    const count = collector.records.length;
+    await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok) });
+    const back = await eventually(() => collector.records.length > count, { timeoutMs: 10_000, intervalMs: 100 });
+    assert.ok(back, 'shipping resumes when the collector is back');
   });
 });

@@ -62,6 +62,8 @@ struct SimStream {
     has_body: bool,
     response_headers: Vec<(String, String)>,
     response_body: Vec<u8>,
+    /// Access-log values the filter set (`set_filter_state`).
+    filter_state: BTreeMap<String, String>,
 }
 
 /// The simulated proxy process: state every worker VM sees.
@@ -182,6 +184,12 @@ impl Host for SimHost<'_> {
         }
     }
 
+    fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
+        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+            s.filter_state.insert(key.to_string(), value.to_string());
+        }
+    }
+
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
         if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
             assert!(s.reply.is_none(), "two local replies on one stream");
@@ -228,7 +236,7 @@ impl Host for SimHost<'_> {
         let mut m = self.sim.metrics.borrow_mut();
         let e = m.entry(name.to_string()).or_insert(0);
         match kind {
-            MetricKind::Counter => *e += value,
+            MetricKind::Counter | MetricKind::GaugeAdd => *e += value,
             MetricKind::Gauge | MetricKind::Histogram => *e = value,
         }
     }
@@ -565,7 +573,30 @@ impl Harness {
 
     /// Ends a stream (client went away or the proxy finished it).
     pub fn done(&mut self, worker: usize, stream: StreamId) {
-        self.workers[worker].on_stream_done(stream);
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
+        self.workers[worker].on_stream_done(&host, stream);
+    }
+
+    /// The access-log values the filter set on a stream.
+    pub fn filter_state(&self, stream: StreamId) -> BTreeMap<String, String> {
+        self.sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| s.filter_state.clone())
+            .unwrap_or_default()
+    }
+
+    /// The audit records logged so far, parsed.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.logs_containing(fhirgate::audit::AUDIT_PREFIX)
+            .iter()
+            .filter_map(|l| l.strip_prefix(fhirgate::audit::AUDIT_PREFIX))
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect()
     }
 
     pub fn logs_containing(&self, needle: &str) -> Vec<String> {

@@ -72,12 +72,33 @@ export function wasmFilter(config, wasmPath = WASM) {
 }
 
 /**
+ * The access-log line the suite (and envoy/envoy.yaml) writes: one JSON object per request with
+ * fhirgate's decision data from Envoy's filter state (`wasm.fhirgate.*`, set by the filter).
+ */
+export const ACCESS_LOG_FORMAT = {
+  start_time: '%START_TIME%',
+  request_id: '%REQ(X-REQUEST-ID)%',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(:PATH)%',
+  status: '%RESPONSE_CODE%',
+  duration_ms: '%DURATION%',
+  fhirgate_outcome: '%FILTER_STATE(wasm.fhirgate.outcome:PLAIN)%',
+  fhirgate_reason: '%FILTER_STATE(wasm.fhirgate.reason:PLAIN)%',
+  fhirgate_rule: '%FILTER_STATE(wasm.fhirgate.rule:PLAIN)%',
+  fhirgate_client_id: '%FILTER_STATE(wasm.fhirgate.client_id:PLAIN)%',
+  fhirgate_subject: '%FILTER_STATE(wasm.fhirgate.subject:PLAIN)%',
+  fhirgate_interaction: '%FILTER_STATE(wasm.fhirgate.interaction:PLAIN)%',
+  fhirgate_resource_type: '%FILTER_STATE(wasm.fhirgate.resource_type:PLAIN)%',
+};
+
+/**
  * An Envoy bootstrap object. `filterConfig` null/undefined renders a plain proxy without fhirgate.
  * `clusters` maps extra cluster names to 127.0.0.1 ports; `extraFilters` are HTTP filters put
  * before fhirgate (e.g. Envoy's own jwt_authn for comparison).
  */
 export function renderBootstrap({
   listenPort, adminPort, fhirPort, idpPort, filterConfig, clusters = {}, wasmPath = WASM, extraFilters = [],
+  accessLogPath,
 }) {
   const httpFilters = [...extraFilters];
   if (filterConfig !== undefined && filterConfig !== null) httpFilters.push(wasmFilter(filterConfig, wasmPath));
@@ -98,6 +119,14 @@ export function renderBootstrap({
               '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
               stat_prefix: 'ingress',
               generate_request_id: true,
+              access_log: accessLogPath ? [{
+                name: 'envoy.access_loggers.file',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+                  path: accessLogPath,
+                  log_format: { json_format: ACCESS_LOG_FORMAT },
+                },
+              }] : [],
               route_config: {
                 name: 'local',
                 virtual_hosts: [{
@@ -159,8 +188,9 @@ function hookSignals() {
 
 /** A running Envoy. */
 export class Envoy {
-  constructor({ name, listenPort, adminPort, logFile, configFile }) {
+  constructor({ name, listenPort, adminPort, logFile, configFile, accessLogFile }) {
     this.name = name;
+    this.accessLogFile = accessLogFile;
     this.listenPort = listenPort;
     this.adminPort = adminPort;
     this.logFile = logFile;
@@ -210,6 +240,25 @@ export class Envoy {
     const res = await this.admin(`/stats${q}`);
     const out = {};
     for (const s of res.json?.stats ?? []) if (s.name !== undefined && s.value !== undefined) out[s.name] = s.value;
+    return out;
+  }
+
+  /** The access-log entries so far (`ACCESS_LOG_FORMAT` objects, flushed every 100 ms). */
+  accessLog() {
+    let text = '';
+    try {
+      text = fs.readFileSync(this.accessLogFile, 'utf8');
+    } catch {
+      return [];
+    }
+    const out = [];
+    for (const line of text.split('\n')) {
+      try {
+        if (line.trim() !== '') out.push(JSON.parse(line));
+      } catch {
+        // a partial line at the end of the file
+      }
+    }
     return out;
   }
 
@@ -297,12 +346,14 @@ export async function startEnvoy(options) {
   const filterConfig = typeof options.filterConfig === 'function'
     ? options.filterConfig({ listenPort, adminPort })
     : options.filterConfig;
-  const bootstrap = renderBootstrap({ ...options, listenPort, adminPort, filterConfig });
+  const accessLogFile = path.join(RUN_DIR, `${name}.access.log`);
+  const bootstrap = renderBootstrap({ ...options, listenPort, adminPort, filterConfig, accessLogPath: accessLogFile });
   const configFile = path.join(RUN_DIR, `${name}.json`);
   const logFile = path.join(RUN_DIR, `${name}.log`);
   fs.writeFileSync(configFile, JSON.stringify(bootstrap, null, 2));
   fs.rmSync(logFile, { force: true });
-  const envoy = new Envoy({ name, listenPort, adminPort, logFile, configFile });
+  fs.rmSync(accessLogFile, { force: true });
+  const envoy = new Envoy({ name, listenPort, adminPort, logFile, configFile, accessLogFile });
   await envoy.start(options);
   return envoy;
 }
