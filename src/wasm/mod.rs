@@ -27,11 +27,18 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         let _ = hostcalls::log(ProxyLevel::Critical, &format!("internal error, worker VM lost: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { worker: None }) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root { id, worker: None }) });
 }}
 
 /// The real host: proxy-wasm hostcalls.
-pub struct WasmHost;
+pub struct WasmHost {
+    /// The context whose callback is running. Callouts are dispatched on its behalf: Envoy ties a
+    /// callout to the effective context (and cancels it when that stream ends) while the SDK
+    /// routes the answer to the running one, so the two must be the same (a JWKS refresh
+    /// dispatched on the tick after resuming streams belongs to the root context, not to the
+    /// last stream resumed).
+    context: u32,
+}
 
 thread_local! {
     static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
@@ -127,6 +134,7 @@ impl Host for WasmHost {
         body: Option<&[u8]>,
         timeout_ms: u64,
     ) -> Option<u32> {
+        let _ = hostcalls::set_effective_context(self.context);
         hostcalls::dispatch_http_call(
             cluster,
             headers.to_vec(),
@@ -256,6 +264,7 @@ fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
 type SharedWorker = Rc<RefCell<Worker>>;
 
 struct Root {
+    id: u32,
     worker: Option<SharedWorker>,
 }
 
@@ -270,7 +279,7 @@ impl ProxyContext for Root {
         let result = callout_result(num_headers, body_size);
         if let Some(worker) = &self.worker {
             if let Ok(mut w) = worker.try_borrow_mut() {
-                w.on_callout_response(&WasmHost, token, result);
+                w.on_callout_response(&WasmHost { context: self.id }, token, result);
             }
         }
     }
@@ -303,7 +312,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         if let Some(worker) = &self.worker {
             if let Ok(mut w) = worker.try_borrow_mut() {
-                w.on_tick(&WasmHost);
+                w.on_tick(&WasmHost { context: self.id });
             }
         }
     }
@@ -341,7 +350,7 @@ fn busy(stream: StreamId) -> ProxyAction {
         "the gateway is busy; retry later",
     )
     .to_reply("fhirgate", 1);
-    WasmHost.send_reply(stream, &reply);
+    WasmHost { context: stream }.send_reply(stream, &reply);
     ProxyAction::Pause
 }
 
@@ -353,12 +362,13 @@ fn busy_response(stream: StreamId) -> ProxyAction {
         "the gateway could not check the response",
     )
     .to_reply("fhirgate", 1);
-    WasmHost.set_response_header(stream, ":status", Some("502"));
-    WasmHost.set_response_header(stream, "content-length", None);
+    let host = WasmHost { context: stream };
+    host.set_response_header(stream, ":status", Some("502"));
+    host.set_response_header(stream, "content-length", None);
     for (name, value) in &reply.headers {
-        WasmHost.set_response_header(stream, name, Some(value));
+        host.set_response_header(stream, name, Some(value));
     }
-    WasmHost.set_response_body(stream, &reply.body);
+    host.set_response_body(stream, &reply.body);
     ProxyAction::Continue
 }
 
@@ -372,13 +382,13 @@ impl ProxyContext for Http {
     ) {
         let result = callout_result(num_headers, body_size);
         if let Ok(mut w) = self.worker.try_borrow_mut() {
-            w.on_callout_response(&WasmHost, token, result);
+            w.on_callout_response(&WasmHost { context: self.id }, token, result);
         }
     }
 
     fn on_done(&mut self) -> bool {
         if let Ok(mut w) = self.worker.try_borrow_mut() {
-            w.on_stream_done(&WasmHost, self.id);
+            w.on_stream_done(&WasmHost { context: self.id }, self.id);
         }
         true
     }
@@ -387,14 +397,23 @@ impl ProxyContext for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> ProxyAction {
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_request_headers(&WasmHost, self.id, end_of_stream)),
+            Ok(mut w) => to_proxy(w.on_request_headers(
+                &WasmHost { context: self.id },
+                self.id,
+                end_of_stream,
+            )),
             Err(_) => busy(self.id),
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_request_body(&WasmHost, self.id, body_size, end_of_stream)),
+            Ok(mut w) => to_proxy(w.on_request_body(
+                &WasmHost { context: self.id },
+                self.id,
+                body_size,
+                end_of_stream,
+            )),
             Err(_) => busy(self.id),
         }
     }
@@ -405,14 +424,23 @@ impl HttpContext for Http {
         end_of_stream: bool,
     ) -> ProxyAction {
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_response_headers(&WasmHost, self.id, end_of_stream)),
+            Ok(mut w) => to_proxy(w.on_response_headers(
+                &WasmHost { context: self.id },
+                self.id,
+                end_of_stream,
+            )),
             Err(_) => busy_response(self.id),
         }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_response_body(&WasmHost, self.id, body_size, end_of_stream)),
+            Ok(mut w) => to_proxy(w.on_response_body(
+                &WasmHost { context: self.id },
+                self.id,
+                body_size,
+                end_of_stream,
+            )),
             Err(_) => busy_response(self.id),
         }
     }
