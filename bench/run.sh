@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ENVOY="${ENVOY:-$ROOT/.venv/bin/envoy}"
-WASM="${WASM:-$ROOT/target/wasm32-wasip1/release/fhirgate.wasm}"
+WASM="${WASM:-$ROOT/target/fhirgate.wasm}"
 SECS="${BENCH_SECONDS:-10}"
 CONNS="${BENCH_CONNECTIONS:-16}"
 NTOK="${BENCH_TOKENS:-10000}"

@@ -19,7 +19,7 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** The Envoy binary: `$ENVOY_BIN` or `.venv/bin/envoy`. */
 export const ENVOY_BIN = process.env.ENVOY_BIN ?? path.join(REPO, '.venv', 'bin', 'envoy');
 /** The filter: `$FHIRGATE_WASM` or the release build. */
-export const WASM = process.env.FHIRGATE_WASM ?? path.join(REPO, 'target', 'wasm32-wasip1', 'release', 'fhirgate.wasm');
+export const WASM = process.env.FHIRGATE_WASM ?? path.join(REPO, 'target', 'fhirgate.wasm');
 /** Where bootstraps and logs go (git-ignored). */
 export const RUN_DIR = path.join(REPO, '.run', 'e2e');
 
