@@ -2,6 +2,7 @@
 //! (every duration parsed, every key set loaded, every CEL rule compiled). A bad configuration is
 //! a [`ConfigError`] naming the offending key; the filter then refuses to start.
 
+mod consent;
 mod duration;
 pub mod raw;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use base64::Engine as _;
 pub use duration::parse_millis;
 use raw::{OneOrMany, RawConfig, RawIntrospection, RawProvider, RawRemoteJwks};
 
+use crate::consent::ConsentPolicy;
 use crate::rules::RuleSet;
 use crate::token::{Algorithm, ClaimNames, JwtPolicy, KeySet};
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub shared_cache_slots: usize,
     /// Seconds in `Retry-After` on 503.
     pub retry_after_secs: u64,
+    /// Consent by security labels.
+    pub consent: ConsentPolicy,
 }
 
 /// One token issuer, compiled.
@@ -312,6 +316,7 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
         let retry_after_secs = secs("retryAfter", raw.retry_after.as_deref(), "5s")?.max(1);
+        let consent = consent::consent(raw.consent)?;
         Ok(Config {
             base_path,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
@@ -326,6 +331,7 @@ impl TryFrom<RawConfig> for Config {
             cache_max_entries,
             shared_cache_slots,
             retry_after_secs,
+            consent,
         })
     }
 }
