@@ -15,6 +15,9 @@ use crate::response::{
 use crate::rules::RuleInput;
 use crate::token::VerifiedToken;
 
+/// Upstream response headers kept when a response is replaced by a denial.
+const KEPT_ON_DENIAL: [&str; 3] = [":status", "date", "x-request-id"];
+
 /// A request that went upstream and whose response must be checked.
 pub(super) struct PendingResponse {
     pub(super) check: ResponseCheck,
@@ -170,9 +173,14 @@ impl Worker {
 
     fn write_response_denial(&self, host: &dyn Host, stream: StreamId, denial: &Denial) {
         let reply = denial.to_reply(&self.config.realm, self.config.retry_after_secs);
+        // None of the upstream's headers describe the denial (ETag, Location, Last-Modified
+        // and the like would describe the withheld resource): keep only these.
+        for (name, _) in host.response_headers(stream) {
+            if !KEPT_ON_DENIAL.contains(&name.as_str()) {
+                host.set_response_header(stream, &name, None);
+            }
+        }
         host.set_response_header(stream, ":status", Some(&reply.status.to_string()));
-        host.set_response_header(stream, "content-length", None);
-        host.set_response_header(stream, "content-encoding", None);
         for (name, value) in &reply.headers {
             host.set_response_header(stream, name, Some(value));
         }
