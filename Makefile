@@ -161,3 +161,8 @@ bench-micro:
 bench: tools-envoy wasm bench-micro
 	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
 	WASM="$(WASM_OUT)" "$(ROOT)/bench/run.sh"
+
+# Added latency of filtering a 100-entry search Bundle, end to end through Envoy (bench/bundle.mjs).
+.PHONY: bench-bundle
+bench-bundle: tools-envoy tools-node wasm
+	cd "$(E2E)" && node "$(ROOT)/bench/bundle.mjs"

@@ -140,6 +140,8 @@ const wasm = {
     '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
     config: {
       name: 'fhirgate', root_id: 'fhirgate', fail_open: false,
+      // response checks pause the response headers until the body is checked (Envoy >= 1.35)
+      allow_on_headers_stop_iteration: true,
       vm_config: { vm_id: 'fhirgate', runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: WASM } } },
       configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: JSON.stringify(fhirgate) },
     },

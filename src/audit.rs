@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::decision::{Decision, RequestInfo};
 use crate::outcome::Denial;
+use crate::response::ResponseSummary;
 use crate::token::{TokenKind, VerifiedToken};
 
 /// Prefix of every audit log line, so log shippers can route them.
@@ -74,6 +75,9 @@ pub struct AuditRecord {
     pub break_the_glass: bool,
     /// Resources withheld from the response.
     pub withheld: u32,
+    /// What the response check withheld (by cause, label codes, rules) and redacted.
+    #[serde(flatten)]
+    pub response: ResponseSummary,
 }
 
 impl AuditRecord {
@@ -105,6 +109,7 @@ impl AuditRecord {
             flags: Vec::new(),
             break_the_glass: false,
             withheld: 0,
+            response: ResponseSummary::default(),
         }
     }
 

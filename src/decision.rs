@@ -10,6 +10,7 @@ use crate::fhir::{
     body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
 };
 use crate::outcome::{Denial, DenyKind};
+use crate::response::LabelMode;
 use crate::rules::{RuleInput, RuleVerdict};
 use crate::smart::{
     authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
@@ -179,9 +180,28 @@ pub fn decide(
                 .trace
                 .push("response rules: will be checked on the response".to_string());
         }
+        let interaction = decision.fhir.as_ref().map(|f| f.interaction);
+        if interaction.is_some_and(|i| labels_checked(config, token, i)) {
+            decision
+                .response_check
+                .get_or_insert_with(ResponseCheck::default);
+            decision
+                .trace
+                .push("consent: security labels will be checked on the response".to_string());
+        }
         decision.trace.push("decision: allow".to_string());
     }
     decision
+}
+
+/// Whether the built-in consent check must see the response of `interaction`: the check is
+/// enforced, the response can carry resources, and the token's consent does not grant every
+/// configured label (then no label can withhold anything and the response is not buffered).
+pub fn labels_checked(config: &Config, token: &VerifiedToken, interaction: Interaction) -> bool {
+    let consent = &config.consent;
+    consent.active()
+        && LabelMode::of(interaction) != LabelMode::Off
+        && consent.grants(token.claims()) != consent.all()
 }
 
 struct Ctx<'a> {

@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod consent;
 pub mod crypto;
 pub mod decision;
 pub mod engine;

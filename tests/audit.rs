@@ -33,6 +33,9 @@ fn config(audit: Value) -> String {
             {"name": "emergency", "effect": "flag",
              "expression": "'BTG' in claimValues(token.claims, 'purpose_of_use')"}
         ],
+        // Labels are not the subject here: without the consent check reads are not buffered,
+        // so each record is written at decision time (tests/consent.rs audits checked responses).
+        "consent": {"enforce": false},
         "audit": audit
     })
     .to_string()

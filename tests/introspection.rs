@@ -88,11 +88,15 @@ fn introspected(h: &mut Harness, token: &str, status: u16, body: &str) -> Outcom
 fn an_active_opaque_token_is_forwarded_with_its_identity() {
     let mut h = harness();
     let body = active(&h, 300);
-    let out = introspected(&mut h, OPAQUE, 200, &body);
+    let id = h.send(0, Req::get(READ).bearer(OPAQUE));
+    assert_eq!(h.answer_all("idp", 200, &body), 1, "one callout");
+    let out = h.outcome(id);
     assert!(forwarded(&out), "{}", out.text());
     assert_eq!(out.header("x-fhirgate-subject").as_deref(), Some("user-7"));
     assert_eq!(out.header("x-fhirgate-client").as_deref(), Some("app-1"));
     assert_eq!(h.metric("introspection_calls_total"), 1);
+    // a read is audited once its response passed the consent-label check
+    h.respond(0, id, 200, r#"{"resourceType":"Patient","id":"123"}"#);
     let audit = h.logs_containing("fhirgate.audit ");
     assert_eq!(audit.len(), 1);
     assert!(audit[0].contains("\"opaque\""), "{}", audit[0]);

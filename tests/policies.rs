@@ -135,7 +135,7 @@ fn cli_check_names_the_rule_and_problem() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("policies/sensitive-consent.json: ok (policy, 2 rules)"),
+        out.contains("policies/sensitive-consent.json: ok (policy, 1 rules)"),
         "{out}"
     );
     let bad = std::env::temp_dir().join(format!("fhirgate-bad-{}.json", std::process::id()));

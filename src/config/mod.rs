@@ -3,6 +3,7 @@
 //! a [`ConfigError`] naming the offending key; the filter then refuses to start.
 
 pub mod audit;
+mod consent;
 mod duration;
 pub mod raw;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use base64::Engine as _;
 pub use duration::parse_millis;
 use raw::{OneOrMany, RawConfig, RawIntrospection, RawProvider, RawRemoteJwks};
 
+use crate::consent::ConsentPolicy;
 use crate::rules::RuleSet;
 use crate::token::{Algorithm, ClaimNames, JwtPolicy, KeySet};
 
@@ -68,6 +70,8 @@ pub struct Config {
     pub retry_after_secs: u64,
     /// Audit record options, access-log data and the optional collector.
     pub audit: audit::Audit,
+    /// Consent by security labels.
+    pub consent: ConsentPolicy,
 }
 
 /// One token issuer, compiled.
@@ -316,6 +320,7 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
         let retry_after_secs = secs("retryAfter", raw.retry_after.as_deref(), "5s")?.max(1);
+        let consent = consent::consent(raw.consent)?;
         Ok(Config {
             base_path,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
@@ -331,6 +336,7 @@ impl TryFrom<RawConfig> for Config {
             shared_cache_slots,
             retry_after_secs,
             audit,
+            consent,
         })
     }
 }

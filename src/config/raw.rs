@@ -40,6 +40,21 @@ pub struct RawConfig {
     /// Audit record options and the optional collector.
     #[serde(default)]
     pub audit: Option<super::audit::RawAudit>,
+    /// Consent by security labels.
+    #[serde(default)]
+    pub consent: Option<RawConsent>,
+}
+
+/// `consent` block: which security labels need the token's consent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConsent {
+    /// Run the built-in label check (default true).
+    pub enforce: Option<bool>,
+    /// Claim holding the consented codes (default `consent`).
+    pub claim: Option<String>,
+    /// Labels as `system|code` (default: the HL7 sensitivity and confidentiality codes).
+    pub labels: Option<Vec<String>>,
 }
 
 /// `fhir` block.

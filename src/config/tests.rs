@@ -248,3 +248,47 @@ fn not_json_is_rejected() {
     assert!(Config::from_json(b"[]").is_err());
     assert!(Config::from_json(format!("{} x", base()).as_bytes()).is_err());
 }
+
+#[test]
+fn consent_block_defaults_and_validation() {
+    let c = Config::from_json(base().to_string().as_bytes()).unwrap();
+    assert!(c.consent.active());
+    assert_eq!(c.consent.claim, "consent");
+    assert_eq!(c.consent.labels.len(), 14);
+    let mut v = base();
+    v["consent"] = json!({"enforce": false});
+    assert!(!Config::from_json(v.to_string().as_bytes())
+        .unwrap()
+        .consent
+        .active());
+    let mut v = base();
+    v["consent"] = json!({"claim": "sens_consent", "labels": ["http://example.org/labels|SECRET"]});
+    let c = Config::from_json(v.to_string().as_bytes()).unwrap();
+    assert_eq!(c.consent.claim, "sens_consent");
+    assert_eq!(
+        c.consent.labels,
+        [crate::consent::Label::new(
+            "http://example.org/labels",
+            "SECRET"
+        )]
+    );
+    for (consent, key) in [
+        (json!({"labels": ["PSY"]}), "consent.labels[0]"),
+        (
+            json!({"labels": ["http://x|A", "http://x|A"]}),
+            "consent.labels[1]",
+        ),
+        (json!({"labels": [" |A"]}), "consent.labels[0]"),
+        (json!({"claim": " "}), "consent.claim"),
+        (
+            json!({"labels": (0..65).map(|i| format!("http://x|C{i}")).collect::<Vec<_>>()}),
+            "consent.labels",
+        ),
+        (json!({"enforce": "yes"}), "consent.enforce"),
+        (json!({"lables": []}), "consent.lables"),
+    ] {
+        let mut v = base();
+        v["consent"] = consent.clone();
+        assert_eq!(err(v).key, key, "{consent}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The response phase of requests whose decision needs the response checked: buffer the body
-//! (bounded), then pass, rewrite (Bundle entries withheld) or replace it with a denial.
+//! (bounded), then pass, rewrite (Bundle entries withheld, resources redacted) or replace it with
+//! a denial (see [`crate::response`]).
 
 use std::rc::Rc;
 
@@ -8,9 +9,14 @@ use crate::audit::AuditRecord;
 use crate::decision::{request_value, Decision, RequestInfo, ResponseCheck};
 use crate::host::{Host, MetricKind, StreamId};
 use crate::outcome::{Denial, DenyKind};
-use crate::response::{check_response, ResponseVerdict};
-use crate::rules::{RuleInput, RuleVerdict};
+use crate::response::{
+    filter_response, Checked, LabelMode, ResponsePolicy, ResponseSummary, ResponseVerdict,
+};
+use crate::rules::RuleInput;
 use crate::token::VerifiedToken;
+
+/// Upstream response headers kept when a response is replaced by a denial.
+const KEPT_ON_DENIAL: [&str; 3] = [":status", "date", "x-request-id"];
 
 /// A request that went upstream and whose response must be checked.
 pub(super) struct PendingResponse {
@@ -42,7 +48,7 @@ impl Worker {
         if !(200..300).contains(&status) || end_of_stream {
             // Upstream errors (and empty answers) pass unchanged: they carry no resource.
             if let Some(p) = self.responses.remove(&stream) {
-                self.audit_response(host, &p, None, 0);
+                self.audit_response(host, &p, None, &ResponseSummary::default());
             }
             return Action::Continue;
         }
@@ -89,49 +95,52 @@ impl Worker {
         };
         let mut pending = pending;
         let body = host.response_body(stream, body_size).unwrap_or_default();
-        let (final_body, rewritten, withheld) = match check_response(&body, &pending.check) {
-            ResponseVerdict::Pass => (body, false, 0),
-            ResponseVerdict::Rewrite { body, withheld } => (body, true, withheld),
+        let checked = self.check_body(&pending, &body);
+        for f in checked.flags {
+            if !pending.decision.flags.contains(&f) {
+                pending.decision.flags.push(f);
+            }
+        }
+        let withheld = checked.summary.withheld();
+        match checked.verdict {
+            ResponseVerdict::Pass => {}
+            ResponseVerdict::Rewrite { body, .. } => {
+                host.set_response_body(stream, &body);
+                host.metric(MetricKind::Counter, "responses_rewritten_total", 1);
+                if withheld > 0 {
+                    host.metric(
+                        MetricKind::Counter,
+                        "response_entries_withheld_total",
+                        i64::from(withheld),
+                    );
+                }
+                if checked.summary.redacted > 0 {
+                    host.metric(
+                        MetricKind::Counter,
+                        "response_resources_redacted_total",
+                        i64::from(checked.summary.redacted),
+                    );
+                }
+            }
             ResponseVerdict::Deny(denial) => {
                 self.write_response_denial(host, stream, &denial);
-                self.audit_response(host, &pending, Some(&denial), 0);
-                return Action::Continue;
-            }
-        };
-        if pending.check.rules {
-            if let Some(denial) = self.response_rules(&mut pending, &final_body) {
-                self.write_response_denial(host, stream, &denial);
-                self.audit_response(host, &pending, Some(&denial), withheld);
+                self.audit_response(host, &pending, Some(&denial), &checked.summary);
                 return Action::Continue;
             }
         }
-        if rewritten {
-            host.set_response_body(stream, &final_body);
-            host.metric(MetricKind::Counter, "responses_rewritten_total", 1);
-            host.metric(
-                MetricKind::Counter,
-                "response_entries_withheld_total",
-                i64::from(withheld),
-            );
-        }
-        self.audit_response(host, &pending, None, withheld);
+        self.audit_response(host, &pending, None, &checked.summary);
         Action::Continue
     }
 
-    /// Runs the response-phase rules on the (possibly filtered) body; a denial replaces the
-    /// whole response. Flags raised are added to the decision for the audit record.
-    fn response_rules(&self, pending: &mut PendingResponse, body: &[u8]) -> Option<Denial> {
-        let resource: serde_json::Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(_) => {
-                return Some(Denial::new(
-                    DenyKind::BadGateway,
-                    "response.not_fhir_json",
-                    "the upstream response could not be checked",
-                ))
-            }
-        };
-        let input = RuleInput {
+    /// Runs every response check (SMART, response rules, consent labels) on the body.
+    fn check_body(&self, pending: &PendingResponse, body: &[u8]) -> Checked {
+        let mode = pending
+            .decision
+            .fhir
+            .as_ref()
+            .map_or(LabelMode::Read, |f| LabelMode::of(f.interaction));
+        let consent = &self.config.consent;
+        let input = pending.check.rules.then(|| RuleInput {
             request: request_value(&pending.info),
             source: serde_json::json!({ "address": pending.info.source_address }),
             token: pending.token.to_cel_value(),
@@ -141,43 +150,39 @@ impl Worker {
                 .as_ref()
                 .map(|f| f.to_cel_value())
                 .unwrap_or_default(),
+        });
+        let rules = input
+            .as_ref()
+            .and_then(|i| self.config.rules.response_rules(i));
+        let policy = ResponsePolicy {
+            check: &pending.check,
+            consent: consent
+                .active()
+                .then(|| (consent, consent.grants(pending.token.claims()))),
+            rules: rules.as_ref(),
+            mode,
         };
-        match self.config.rules.evaluate_response(&input, &resource) {
-            RuleVerdict::Allow { flags, .. } => {
-                for f in flags {
-                    if !pending.decision.flags.contains(&f) {
-                        pending.decision.flags.push(f);
-                    }
-                }
-                None
-            }
-            RuleVerdict::Deny {
-                rule,
-                message,
-                error,
-                ..
-            } => {
-                let reason = if error { "rule.error" } else { "rule.denied" };
-                let mut denial = Denial::new(DenyKind::Forbidden, reason, message);
-                denial.rule = Some(rule);
-                Some(denial)
-            }
-        }
+        filter_response(body, &policy)
     }
 
     fn replace_response(&mut self, host: &dyn Host, stream: StreamId, denial: &Denial) -> Action {
         self.write_response_denial(host, stream, denial);
         if let Some(p) = self.responses.remove(&stream) {
-            self.audit_response(host, &p, Some(denial), 0);
+            self.audit_response(host, &p, Some(denial), &ResponseSummary::default());
         }
         Action::Continue
     }
 
     fn write_response_denial(&self, host: &dyn Host, stream: StreamId, denial: &Denial) {
         let reply = denial.to_reply(&self.config.realm, self.config.retry_after_secs);
+        // None of the upstream's headers describe the denial (ETag, Location, Last-Modified
+        // and the like would describe the withheld resource): keep only these.
+        for (name, _) in host.response_headers(stream) {
+            if !KEPT_ON_DENIAL.contains(&name.as_str()) {
+                host.set_response_header(stream, &name, None);
+            }
+        }
         host.set_response_header(stream, ":status", Some(&reply.status.to_string()));
-        host.set_response_header(stream, "content-length", None);
-        host.set_response_header(stream, "content-encoding", None);
         for (name, value) in &reply.headers {
             host.set_response_header(stream, name, Some(value));
         }
@@ -190,11 +195,18 @@ impl Worker {
         host: &dyn Host,
         p: &PendingResponse,
         denial: Option<&Denial>,
-        withheld: u32,
+        summary: &ResponseSummary,
     ) {
         let mut decision = p.decision.clone();
         decision.denial = denial.cloned();
-        let record = AuditRecord::new(host.now_ms(), &p.info, Some(&p.token), &decision, withheld);
+        let mut record = AuditRecord::new(
+            host.now_ms(),
+            &p.info,
+            Some(&p.token),
+            &decision,
+            summary.withheld(),
+        );
+        record.response = summary.clone();
         self.write_audit(host, p.stream, record, Some(&p.token), p.started_ms);
     }
 }

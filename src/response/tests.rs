@@ -89,3 +89,317 @@ fn operation_outcomes_pass() {
         ResponseVerdict::Pass
     );
 }
+
+// ---- consent labels, resource rules, redaction
+
+use crate::consent::{ConsentPolicy, ACT_CODE, CONFIDENTIALITY};
+use crate::rules::{Effect, Phase, RuleConfig, RuleInput, RuleSet};
+
+fn labelled(id: &str, patient: &str, code: &str) -> Value {
+    let mut o = obs(id, patient);
+    o["meta"] = json!({"versionId": "3", "lastUpdated": "2024-01-01T00:00:00Z",
+                       "security": [{"system": ACT_CODE, "code": code}]});
+    o
+}
+
+fn rules(list: &[(&str, Effect, &str)]) -> RuleSet {
+    let configs: Vec<RuleConfig> = list
+        .iter()
+        .map(|(name, effect, expr)| RuleConfig {
+            name: (*name).into(),
+            description: None,
+            match_: None,
+            expression: (*expr).into(),
+            message: Some(format!("{name} says no")),
+            effect: *effect,
+            phase: Phase::Response,
+            step_up: None,
+        })
+        .collect();
+    RuleSet::compile(&configs).unwrap()
+}
+
+/// Runs `filter_response` with the default consent policy, the grants of `consent` and `set`.
+fn run(
+    body: &Value,
+    check: &ResponseCheck,
+    consent: Value,
+    set: &RuleSet,
+    mode: LabelMode,
+) -> Checked {
+    let policy = ConsentPolicy::default();
+    let claims = json!({ "consent": consent });
+    let granted = policy.grants(claims.as_object().unwrap());
+    let input = RuleInput::default();
+    let bound = set.response_rules(&input);
+    let p = ResponsePolicy {
+        check,
+        consent: Some((&policy, granted)),
+        rules: bound.as_ref(),
+        mode,
+    };
+    filter_response(body.to_string().as_bytes(), &p)
+}
+
+/// No SMART check, nothing consented, no rules.
+fn plain(body: &Value) -> Checked {
+    run(
+        body,
+        &no_check(),
+        json!(null),
+        &RuleSet::default(),
+        LabelMode::Read,
+    )
+}
+
+/// Patient 123's compartment, nothing consented, the rules `set`.
+fn in_123(body: &Value, set: &RuleSet) -> Checked {
+    run(
+        body,
+        &patient_check("123"),
+        json!(null),
+        set,
+        LabelMode::Read,
+    )
+}
+
+fn no_check() -> ResponseCheck {
+    ResponseCheck::default()
+}
+
+fn body_of(c: &Checked) -> Value {
+    match &c.verdict {
+        ResponseVerdict::Rewrite { body, .. } => serde_json::from_slice(body).unwrap(),
+        other => panic!("expected a rewrite, got {other:?}"),
+    }
+}
+
+fn search(entries: Vec<Value>) -> Value {
+    json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(),
+           "entry": entries.into_iter().map(|r| json!({"fullUrl": format!("http://fhir/{}", r["id"].as_str().unwrap()), "resource": r, "search": {"mode": "match"}})).collect::<Vec<_>>()})
+}
+
+#[test]
+fn a_labelled_single_resource_needs_consent() {
+    let none = RuleSet::default();
+    let psy = |consent: Value, mode: LabelMode| {
+        run(
+            &labelled("o1", "123", "PSY"),
+            &no_check(),
+            consent,
+            &none,
+            mode,
+        )
+    };
+    let c = psy(json!(null), LabelMode::Read);
+    let ResponseVerdict::Deny(d) = &c.verdict else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        (d.status(), d.reason.as_str()),
+        (403, "response.outside_scope")
+    );
+    assert!(
+        !d.description.contains("PSY") && !d.description.contains("consent"),
+        "no hint it is sensitive"
+    );
+    assert_eq!(c.summary.withheld_by.get("label"), Some(&1));
+    assert_eq!(c.summary.withheld_labels, ["PSY"]);
+    let ok = psy(json!("PSY"), LabelMode::Read);
+    assert_eq!(ok.verdict, ResponseVerdict::Pass);
+    assert_eq!(ok.summary, ResponseSummary::default());
+    // consent for another label does not cover
+    let other = psy(json!(["HIV"]), LabelMode::Read);
+    assert!(matches!(other.verdict, ResponseVerdict::Deny(_)));
+    // the check is off for interactions that return no resources
+    let off = psy(json!(null), LabelMode::Off);
+    assert_eq!(off.verdict, ResponseVerdict::Pass);
+}
+
+#[test]
+fn bundles_lose_labelled_entries_and_the_audit_gets_counts_and_codes() {
+    let mut r = obs("r", "123");
+    r["meta"] = json!({"security": [{"system": CONFIDENTIALITY, "code": "R"}]});
+    let bundle = search(vec![
+        obs("a", "123"),
+        labelled("p", "123", "PSY"),
+        labelled("h", "123", "hiv"),
+        r,
+        obs("z", "999"),
+    ]);
+    let c = run(
+        &bundle,
+        &patient_check("123"),
+        json!("HIV"),
+        &RuleSet::default(),
+        LabelMode::Read,
+    );
+    let v = body_of(&c);
+    let ids: Vec<&str> = v["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a", "h"]);
+    let last = v["entry"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["search"]["mode"], "outcome");
+    assert!(last["resource"]["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .starts_with("3 result(s)"));
+    assert!(v.get("total").is_none());
+    assert_eq!(c.summary.withheld(), 3);
+    assert_eq!(c.summary.withheld_by.get("label"), Some(&2));
+    assert_eq!(c.summary.withheld_by.get("compartment"), Some(&1));
+    assert_eq!(c.summary.withheld_labels, ["PSY", "R"]);
+    let audit = serde_json::to_string(&c.summary).unwrap();
+    assert_eq!(
+        audit,
+        r#"{"withheldBy":{"compartment":1,"label":2},"withheldLabels":["PSY","R"]}"#
+    );
+    let ResponseVerdict::Rewrite { withheld, .. } = c.verdict else {
+        panic!()
+    };
+    assert_eq!(withheld, 3);
+}
+
+#[test]
+fn a_label_on_the_bundle_itself_covers_the_whole_response() {
+    let mut bundle = search(vec![obs("a", "123")]);
+    bundle["meta"] = json!({"security": [{"code": "V"}]});
+    let c = plain(&bundle);
+    assert!(matches!(c.verdict, ResponseVerdict::Deny(ref d) if d.status() == 403));
+    assert_eq!(c.summary.withheld_labels, ["V"]);
+}
+
+#[test]
+fn batch_responses_keep_their_slots() {
+    let bundle = json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+        {"resource": labelled("p", "123", "PSY"), "response": {"status": "200 OK"}},
+        {"resource": obs("a", "123"), "response": {"status": "200 OK"}},
+        {"response": {"status": "201 Created"}}]});
+    let c = plain(&bundle);
+    let v = body_of(&c);
+    let entries = v["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries[0].get("resource").is_none());
+    assert_eq!(entries[0]["response"]["status"], "403 Forbidden");
+    assert_eq!(entries[1]["resource"]["id"], "a");
+    assert_eq!(c.summary.withheld(), 1);
+}
+
+#[test]
+fn redact_rules_reduce_resources() {
+    let set = rules(&[(
+        "redact-psy",
+        Effect::Redact,
+        "has(resource.meta) && resource.meta.security.exists(s, s.code == 'PSY')",
+    )]);
+    let c = run(
+        &labelled("o1", "123", "PSY"),
+        &no_check(),
+        json!(null),
+        &set,
+        LabelMode::Read,
+    );
+    let v = body_of(&c);
+    assert_eq!(
+        v,
+        json!({"resourceType": "Observation", "id": "o1", "meta": {"versionId": "3",
+        "lastUpdated": "2024-01-01T00:00:00Z",
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "REDACTED", "display": "redacted"}]}})
+    );
+    assert_eq!(c.summary.redacted, 1);
+    assert_eq!(c.summary.withheld(), 0);
+    let bundle = search(vec![obs("a", "123"), labelled("p", "123", "PSY")]);
+    let c = run(&bundle, &no_check(), json!(null), &set, LabelMode::Read);
+    let v = body_of(&c);
+    assert_eq!(v["total"], 2, "redaction keeps the count");
+    assert_eq!(v["entry"][1]["fullUrl"], "http://fhir/p");
+    assert_eq!(
+        v["entry"][1]["resource"]["meta"]["security"][0]["code"],
+        "REDACTED"
+    );
+    assert!(v["entry"][1]["resource"].get("subject").is_none());
+    assert_eq!(v["entry"][0]["resource"], obs("a", "123"));
+    assert!(!v.to_string().contains("PSY"));
+}
+
+#[test]
+fn rule_precedence_deny_then_compartment_then_redact_then_allow() {
+    let set = rules(&[
+        ("deny-d", Effect::Deny, "resource.id != 'd'"),
+        ("redact-r", Effect::Redact, "resource.id == 'r'"),
+        ("allow-all", Effect::Allow, "true"),
+    ]);
+    // allow lets a labelled resource through ...
+    let c = in_123(&labelled("p", "123", "PSY"), &set);
+    assert_eq!(c.verdict, ResponseVerdict::Pass);
+    // ... but never one outside the compartment
+    let c = in_123(&labelled("p", "999", "PSY"), &set);
+    assert!(
+        matches!(c.verdict, ResponseVerdict::Deny(ref d) if d.reason == "response.outside_scope")
+    );
+    assert_eq!(c.summary.withheld_by.get("compartment"), Some(&1));
+    // a deny rule beats allow, with the rule's name and message
+    let c = in_123(&labelled("d", "123", "PSY"), &set);
+    let ResponseVerdict::Deny(d) = &c.verdict else {
+        panic!()
+    };
+    assert_eq!(
+        (d.rule.as_deref(), d.description.as_str()),
+        (Some("deny-d"), "deny-d says no")
+    );
+    assert_eq!(c.summary.withheld_rules, ["deny-d"]);
+    // redact beats allow
+    let c = in_123(&labelled("r", "123", "PSY"), &set);
+    assert_eq!(c.summary.redacted, 1);
+}
+
+#[test]
+fn writes_redact_instead_of_refusing() {
+    let c = run(
+        &labelled("o1", "123", "SUD"),
+        &no_check(),
+        json!(null),
+        &RuleSet::default(),
+        LabelMode::Write,
+    );
+    assert_eq!(body_of(&c)["meta"]["security"][0]["code"], "REDACTED");
+    assert_eq!(c.summary.redacted, 1);
+    assert_eq!(c.summary.withheld_labels, ["SUD"]);
+}
+
+#[test]
+fn unchanged_bundles_are_not_reserialized_and_outcomes_pass() {
+    let bundle = search(vec![
+        obs("a", "123"),
+        json!({"resourceType": "OperationOutcome", "id": "oo", "meta": {"security": [{"code": "PSY"}]}}),
+    ]);
+    let c = run(
+        &bundle,
+        &patient_check("123"),
+        json!(null),
+        &RuleSet::default(),
+        LabelMode::Read,
+    );
+    assert_eq!(c.verdict, ResponseVerdict::Pass);
+}
+
+#[test]
+fn flag_rules_fire_per_resource() {
+    let set = rules(&[(
+        "saw-psy",
+        Effect::Flag,
+        "has(resource.meta) && resource.meta.security.exists(s, s.code == 'PSY')",
+    )]);
+    let bundle = search(vec![
+        obs("a", "123"),
+        labelled("p", "123", "PSY"),
+        labelled("q", "123", "PSY"),
+    ]);
+    let c = run(&bundle, &no_check(), json!("PSY"), &set, LabelMode::Read);
+    assert_eq!(c.flags, ["saw-psy"]);
+    assert_eq!(c.verdict, ResponseVerdict::Pass);
+}

@@ -145,6 +145,14 @@ pub enum RuleError {
         /// What is wrong.
         problem: String,
     },
+    /// An effect used in the wrong phase (`allow`/`redact` are response-only).
+    #[error("rule '{rule}': {problem}")]
+    Effect {
+        /// The rule.
+        rule: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A bad `message` or `description`.
     #[error("rule '{rule}': {problem}")]
     Text {
@@ -171,6 +179,7 @@ impl RuleError {
             RuleError::NotBool { .. } => "rule_not_bool",
             RuleError::Unsupported { .. } => "rule_unsupported_syntax",
             RuleError::StepUp { .. } => "rule_bad_step_up",
+            RuleError::Effect { .. } => "rule_bad_effect",
             RuleError::Text { .. } => "rule_bad_text",
         }
     }
@@ -189,6 +198,7 @@ impl RuleError {
             | RuleError::NotBool { rule, .. }
             | RuleError::Unsupported { rule, .. }
             | RuleError::StepUp { rule, .. }
+            | RuleError::Effect { rule, .. }
             | RuleError::Text { rule, .. } => Some(rule),
         }
     }

@@ -29,7 +29,8 @@ use cel_parser::ast::IdedExpr;
 pub use convert::{describe_error, json_to_cel};
 pub use error::{Field, RuleError};
 pub use model::{
-    Effect, Phase, RuleConfig, RuleInput, RuleOutcome, RuleTrace, RuleVerdict, StepUp,
+    Effect, Phase, ResourceVerdict, RuleConfig, RuleInput, RuleOutcome, RuleTrace, RuleVerdict,
+    StepUp,
 };
 
 /// Longest rule name.
@@ -177,6 +178,15 @@ fn compile_rule(
             });
         }
     }
+    if matches!(cfg.effect, Effect::Allow | Effect::Redact) && cfg.phase != Phase::Response {
+        errors.push(RuleError::Effect {
+            rule: name.clone(),
+            problem: format!(
+                "effect `{}` only applies to returned resources: it needs `phase: \"response\"`",
+                cfg.effect.as_str()
+            ),
+        });
+    }
     if let Err(problem) = check_step_up(cfg) {
         errors.push(RuleError::StepUp {
             rule: name.clone(),
@@ -246,6 +256,8 @@ impl CompiledRule {
             (Ok(false), Effect::Deny) => RuleOutcome::Violated,
             (Ok(true), Effect::Flag) => RuleOutcome::Flagged,
             (Ok(false), Effect::Flag) => RuleOutcome::NotFlagged,
+            (Ok(true), Effect::Allow | Effect::Redact) => RuleOutcome::Applied,
+            (Ok(false), Effect::Allow | Effect::Redact) => RuleOutcome::NotApplied,
             (Err(reason), _) => RuleOutcome::Error {
                 field: Field::Expression,
                 reason,
@@ -324,30 +336,58 @@ impl RuleSet {
 
     /// Evaluates the request-phase rules.
     pub fn evaluate(&self, input: &RuleInput) -> RuleVerdict {
-        self.run_phase(Phase::Request, input, None)
+        self.run_phase(Phase::Request, input)
     }
 
-    /// Evaluates the response-phase rules with `resource` bound to the returned resource.
+    /// Evaluates the response-phase rules on one resource (`resource` bound to it) as a
+    /// verdict: a deny rule violated or failed denies; allow and redact rules are only traced.
     pub fn evaluate_response(
         &self,
         input: &RuleInput,
         resource: &serde_json::Value,
     ) -> RuleVerdict {
-        self.run_phase(Phase::Response, input, Some(resource))
+        let Some(rules) = self.response_rules(input) else {
+            return RuleVerdict::Allow {
+                flags: Vec::new(),
+                trace: Vec::new(),
+            };
+        };
+        let v = rules.evaluate(resource);
+        match v.denied {
+            None => RuleVerdict::Allow {
+                flags: v.flags,
+                trace: v.trace,
+            },
+            Some((rule, error)) => RuleVerdict::Deny {
+                message: self.denial_message(&rule, error),
+                rule,
+                step_up: None,
+                error,
+                trace: v.trace,
+            },
+        }
     }
 
-    fn run_phase(
-        &self,
-        phase: Phase,
-        input: &RuleInput,
-        resource: Option<&serde_json::Value>,
-    ) -> RuleVerdict {
-        let mut trace = Vec::new();
-        let mut flags = Vec::new();
-        let mut denial: Option<(usize, bool)> = None;
-        if !self.inner.rules.iter().any(|r| r.phase == phase) {
-            return RuleVerdict::Allow { flags, trace };
+    /// The message of a denial by `rule` (a fixed text when its evaluation failed).
+    pub fn denial_message(&self, rule: &str, error: bool) -> String {
+        denial_message(&self.inner.rules, rule, error)
+    }
+
+    /// The response-phase rules bound to one request's variables (converted once), ready to be
+    /// evaluated on each returned resource; `None` when there are no response rules.
+    pub fn response_rules(&self, input: &RuleInput) -> Option<ResponseRules<'_>> {
+        if !self.has_response_rules() {
+            return None;
         }
+        Some(ResponseRules {
+            rules: &self.inner.rules,
+            scope: self.bind(Phase::Response, input),
+            uses_resource: self.inner.response_vars.contains(&"resource"),
+        })
+    }
+
+    /// A scope with the request-side variables the rules of `phase` read.
+    fn bind(&self, phase: Phase, input: &RuleInput) -> Context<'_> {
         // only the variables the phase's rules read are converted (most of the per-request cost)
         let mut scope = self.inner.root.new_inner_scope();
         let used = match phase {
@@ -360,10 +400,21 @@ impl RuleSet {
                 "source" => &input.source,
                 "token" => &input.token,
                 "fhir" => &input.fhir,
-                _ => resource.unwrap_or(&serde_json::Value::Null),
+                _ => continue,
             };
             scope.add_variable_from_value(*name, json_to_cel(value));
         }
+        scope
+    }
+
+    fn run_phase(&self, phase: Phase, input: &RuleInput) -> RuleVerdict {
+        let mut trace = Vec::new();
+        let mut flags = Vec::new();
+        let mut denial: Option<(usize, bool)> = None;
+        if !self.inner.rules.iter().any(|r| r.phase == phase) {
+            return RuleVerdict::Allow { flags, trace };
+        }
+        let scope = self.bind(phase, input);
         for (i, rule) in self.inner.rules.iter().enumerate() {
             if rule.phase != phase {
                 continue;
@@ -399,6 +450,72 @@ impl RuleSet {
                 trace,
             },
         }
+    }
+}
+
+fn denial_message(rules: &[CompiledRule], rule: &str, error: bool) -> String {
+    if error {
+        return format!("policy rule '{rule}' could not be evaluated");
+    }
+    rules
+        .iter()
+        .find(|r| r.name == rule)
+        .map(|r| r.message.clone())
+        .unwrap_or_else(|| format!("denied by policy rule '{rule}'"))
+}
+
+/// The response-phase rules of a [`RuleSet`] with one request's variables bound; see
+/// [`RuleSet::response_rules`].
+pub struct ResponseRules<'a> {
+    rules: &'a [CompiledRule],
+    scope: Context<'a>,
+    uses_resource: bool,
+}
+
+impl ResponseRules<'_> {
+    /// The message of a denial by `rule` (a fixed text when its evaluation failed).
+    pub fn denial_message(&self, rule: &str, error: bool) -> String {
+        denial_message(self.rules, rule, error)
+    }
+
+    /// Evaluates every response rule on `resource`. Deny rules: violated or failed -> `denied`
+    /// (first in order). Redact rules: applied or failed -> `redact` (fail closed). Allow rules:
+    /// applied -> `allow` (a failure does not allow). Flag rules: fired -> `flags`.
+    pub fn evaluate(&self, resource: &serde_json::Value) -> ResourceVerdict {
+        let mut scope = self.scope.new_inner_scope();
+        if self.uses_resource {
+            scope.add_variable_from_value("resource", json_to_cel(resource));
+        }
+        let mut v = ResourceVerdict::default();
+        for rule in self.rules.iter().filter(|r| r.phase == Phase::Response) {
+            let outcome = rule.run(&scope);
+            let failed = matches!(outcome, RuleOutcome::Error { .. });
+            match rule.effect {
+                Effect::Deny if v.denied.is_none() => match outcome {
+                    RuleOutcome::Violated => v.denied = Some((rule.name.clone(), false)),
+                    RuleOutcome::Error { .. } => v.denied = Some((rule.name.clone(), true)),
+                    _ => {}
+                },
+                Effect::Redact
+                    if v.redact.is_none() && (failed || outcome == RuleOutcome::Applied) =>
+                {
+                    v.redact = Some(rule.name.clone());
+                }
+                Effect::Allow if v.allow.is_none() && outcome == RuleOutcome::Applied => {
+                    v.allow = Some(rule.name.clone());
+                }
+                Effect::Flag if outcome == RuleOutcome::Flagged => {
+                    v.flags.push(rule.name.clone());
+                }
+                _ => {}
+            }
+            v.trace.push(RuleTrace {
+                rule: rule.name.clone(),
+                effect: rule.effect,
+                outcome,
+            });
+        }
+        v
     }
 }
 

@@ -13,11 +13,28 @@ pub enum Effect {
     Deny,
     /// When the expression holds, the rule's name is reported as a flag; never denies.
     Flag,
+    /// Response phase only: when the expression holds, a returned resource that the built-in
+    /// consent check would withhold for its security labels is let through. Never overrides a
+    /// deny rule, the compartment or a granular scope.
+    Allow,
+    /// Response phase only: when the expression holds, the returned resource is reduced to
+    /// `resourceType`, `id`, `meta.versionId`, `meta.lastUpdated` and a `REDACTED` label.
+    Redact,
 }
 
 impl Effect {
     pub(crate) fn is_deny(&self) -> bool {
         *self == Effect::Deny
+    }
+
+    /// The effect's name as written in rules.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Effect::Deny => "deny",
+            Effect::Flag => "flag",
+            Effect::Allow => "allow",
+            Effect::Redact => "redact",
+        }
     }
 }
 
@@ -67,7 +84,7 @@ pub struct RuleConfig {
     /// Message of the denial (a default naming the rule otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// `deny` (default) or `flag`.
+    /// `deny` (default), `flag`, or (response phase only) `allow` or `redact`.
     #[serde(default, skip_serializing_if = "Effect::is_deny")]
     pub effect: Effect,
     /// `request` (default) or `response`.
@@ -104,6 +121,10 @@ pub enum RuleOutcome {
     Flagged,
     /// Flag rule: the expression was false.
     NotFlagged,
+    /// Allow or redact rule: the expression was true, the effect applies.
+    Applied,
+    /// Allow or redact rule: the expression was false.
+    NotApplied,
     /// Evaluation failed or gave a non-boolean (deny rules deny).
     Error {
         /// Which field failed.
@@ -122,6 +143,21 @@ pub struct RuleTrace {
     pub effect: Effect,
     /// What happened.
     pub outcome: RuleOutcome,
+}
+
+/// The response-phase rules' verdict on one returned resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceVerdict {
+    /// The first deny rule violated (or failed: `true`), if any: the resource is withheld.
+    pub denied: Option<(String, bool)>,
+    /// The first redact rule that applied (or failed), if any.
+    pub redact: Option<String>,
+    /// The first allow rule that applied, if any.
+    pub allow: Option<String>,
+    /// Names of the flag rules that fired.
+    pub flags: Vec<String>,
+    /// Every response rule, in order.
+    pub trace: Vec<RuleTrace>,
 }
 
 /// The result of evaluating the rules of one phase.

@@ -237,6 +237,9 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             flags: None,
             scope: None,
             acr_values: None,
+            withheld: None,
+            redacted: None,
+            withheld_labels: None,
         },
     };
     let decider = if o.switch("--rules-only") {

@@ -81,6 +81,15 @@ pub struct Expect {
     /// The `acr_values` of a step-up denial.
     #[serde(default)]
     pub acr_values: Option<String>,
+    /// Resources withheld from the case's `response`.
+    #[serde(default)]
+    pub withheld: Option<u32>,
+    /// Resources of the case's `response` returned redacted.
+    #[serde(default)]
+    pub redacted: Option<u32>,
+    /// Exactly these label codes caused withholding (or redaction), in configuration order.
+    #[serde(default)]
+    pub withheld_labels: Option<Vec<String>>,
 }
 
 /// What a decider made of a case.
@@ -98,6 +107,12 @@ pub struct Outcome {
     pub scope: Option<String>,
     /// The `acr_values` of a step-up denial.
     pub acr_values: Option<String>,
+    /// Resources withheld from the response.
+    pub withheld: u32,
+    /// Resources returned redacted.
+    pub redacted: u32,
+    /// Label codes that caused withholding or redaction.
+    pub withheld_labels: Vec<String>,
     /// The explanation, step by step.
     pub explanation: Vec<String>,
 }
@@ -187,6 +202,24 @@ pub fn compare(expect: &Expect, got: &Outcome) -> Vec<String> {
             "expected scope {:?}, got {:?}",
             expect.scope, got.scope
         ));
+    }
+    if let Some(n) = expect.withheld {
+        if n != got.withheld {
+            m.push(format!("expected {n} withheld, got {}", got.withheld));
+        }
+    }
+    if let Some(n) = expect.redacted {
+        if n != got.redacted {
+            m.push(format!("expected {n} redacted, got {}", got.redacted));
+        }
+    }
+    if let Some(l) = &expect.withheld_labels {
+        if *l != got.withheld_labels {
+            m.push(format!(
+                "expected withheldLabels {l:?}, got {:?}",
+                got.withheld_labels
+            ));
+        }
     }
     if expect.acr_values.is_some() && expect.acr_values != got.acr_values {
         m.push(format!(

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::cases::{Case, Decider, Outcome};
 use super::request;
+use crate::response::{Checked, ResponseVerdict};
 use crate::rules::{Effect, RuleOutcome, RuleSet, RuleVerdict};
 
 /// One line per rule of a verdict, e.g. `rule 'x' (deny): match true, expression false -> VIOLATED`.
@@ -13,19 +14,22 @@ pub fn explain_verdict(phase: &str, verdict: &RuleVerdict, out: &mut Vec<String>
         out.push(format!("{phase} rules: none"));
     }
     for t in verdict.trace() {
-        let effect = match t.effect {
-            Effect::Deny => "deny",
-            Effect::Flag => "flag",
-        };
+        let effect = t.effect.as_str();
         let what = match &t.outcome {
             RuleOutcome::NotApplicable => "match is false -> not applicable".to_string(),
             RuleOutcome::Held => "expression holds -> ok".to_string(),
             RuleOutcome::Violated => "expression is false -> VIOLATED".to_string(),
             RuleOutcome::Flagged => "expression is true -> FLAG raised".to_string(),
             RuleOutcome::NotFlagged => "expression is false -> no flag".to_string(),
+            RuleOutcome::Applied => {
+                format!("expression is true -> {}", t.effect.as_str().to_uppercase())
+            }
+            RuleOutcome::NotApplied => "expression is false -> no effect".to_string(),
             RuleOutcome::Error { field, reason } => match t.effect {
                 Effect::Deny => format!("ERROR in `{field}`: {reason} -> denies (fail closed)"),
                 Effect::Flag => format!("ERROR in `{field}`: {reason} -> ignored (flag rule)"),
+                Effect::Allow => format!("ERROR in `{field}`: {reason} -> does not allow"),
+                Effect::Redact => format!("ERROR in `{field}`: {reason} -> redacts (fail closed)"),
             },
         };
         out.push(format!("{phase} rule '{}' ({effect}): {what}", t.rule));
@@ -50,6 +54,38 @@ pub fn explain_verdict(phase: &str, verdict: &RuleVerdict, out: &mut Vec<String>
             None => out.push(format!("{phase} rules: deny by '{rule}' ({message})")),
         },
     }
+}
+
+/// Lines explaining a response check: what was withheld (by cause, labels, rules) or redacted,
+/// and the verdict.
+pub fn explain_response(checked: &Checked, out: &mut Vec<String>) {
+    let s = &checked.summary;
+    for (cause, n) in &s.withheld_by {
+        out.push(format!("response: {n} resource(s) withheld ({cause})"));
+    }
+    if !s.withheld_labels.is_empty() {
+        out.push(format!(
+            "response: labels not granted by the consent claim: {:?}",
+            s.withheld_labels
+        ));
+    }
+    if !s.withheld_rules.is_empty() {
+        out.push(format!(
+            "response: rules that withheld or redacted: {:?}",
+            s.withheld_rules
+        ));
+    }
+    if s.redacted > 0 {
+        out.push(format!("response: {} resource(s) redacted", s.redacted));
+    }
+    if !checked.flags.is_empty() {
+        out.push(format!("response: flags {:?}", checked.flags));
+    }
+    out.push(match &checked.verdict {
+        ResponseVerdict::Pass => "response: passes unchanged".to_string(),
+        ResponseVerdict::Rewrite { .. } => "response: rewritten".to_string(),
+        ResponseVerdict::Deny(d) => format!("response: denied {} ({})", d.status(), d.reason),
+    });
 }
 
 /// Folds a rule verdict into an outcome: a denial is 401 with step-up, else 403.

@@ -1,21 +1,21 @@
 //! The decider `fhirgate test` and `eval` use: the filter's own decision (`decision::decide`:
 //! FHIR request model, SMART scopes and patient compartment, CEL rules) on a token built from the
 //! case's claims, then — for cases with a `response` — the response checks (SMART compartment
-//! and granular scopes, response-phase rules).
+//! and granular scopes, response-phase rules, consent by security labels).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use super::cases::{Case, Decider, Outcome};
-use super::explain::{apply_verdict, explain_verdict};
+use super::explain::explain_response;
 use super::policy::Policy;
 use super::request::DEFAULT_SOURCE;
 use super::CASE_BASE_PATH;
 use crate::config::Config;
 use crate::decision::{decide, request_value, wants_body, RequestInfo};
 use crate::outcome::DenyKind;
-use crate::response::{check_response, ResponseVerdict};
+use crate::response::{filter_response, LabelMode, ResponsePolicy, ResponseVerdict};
 use crate::rules::RuleInput;
 use crate::token::{TokenKind, VerifiedToken};
 
@@ -147,36 +147,47 @@ impl Decider for FullDecision {
                 d.description
             ));
         }
-        if let (true, Some(resource)) = (outcome.allowed, &case.response) {
-            if let Some(check) = &decision.response_check {
-                let bytes = serde_json::to_vec(resource).map_err(|e| e.to_string())?;
-                match check_response(&bytes, check) {
-                    ResponseVerdict::Pass => ex.push("response: SMART check passed".to_string()),
-                    ResponseVerdict::Rewrite { withheld, .. } => ex.push(format!(
-                        "response: SMART check withheld {withheld} Bundle entries"
-                    )),
-                    ResponseVerdict::Deny(d) => {
-                        ex.push(format!(
-                            "response: denied by the SMART check ({})",
-                            d.reason
-                        ));
-                        outcome.allowed = false;
-                        outcome.status = d.status();
-                    }
+        if let (true, Some(resource), Some(check)) =
+            (outcome.allowed, &case.response, &decision.response_check)
+        {
+            let bytes = serde_json::to_vec(resource).map_err(|e| e.to_string())?;
+            let input = RuleInput {
+                request: request_value(&req),
+                source: json!({"address": req.source_address}),
+                token: token.to_cel_value(),
+                fhir: decision
+                    .fhir
+                    .as_ref()
+                    .map(|f| f.to_cel_value())
+                    .unwrap_or_default(),
+            };
+            let rules = self.config.rules.response_rules(&input);
+            let consent = &self.config.consent;
+            let policy = ResponsePolicy {
+                check,
+                consent: consent
+                    .active()
+                    .then(|| (consent, consent.grants(token.claims()))),
+                rules: rules.as_ref(),
+                mode: decision
+                    .fhir
+                    .as_ref()
+                    .map_or(LabelMode::Read, |f| LabelMode::of(f.interaction)),
+            };
+            let checked = filter_response(&bytes, &policy);
+            explain_response(&checked, &mut ex);
+            for f in &checked.flags {
+                if !outcome.flags.contains(f) {
+                    outcome.flags.push(f.clone());
                 }
             }
-            if outcome.allowed {
-                if let Some(fhir) = &decision.fhir {
-                    let input = RuleInput {
-                        request: request_value(&req),
-                        source: json!({"address": req.source_address}),
-                        token: token.to_cel_value(),
-                        fhir: fhir.to_cel_value(),
-                    };
-                    let verdict = self.config.rules.evaluate_response(&input, resource);
-                    explain_verdict("response", &verdict, &mut ex);
-                    apply_verdict(&verdict, &mut outcome);
-                }
+            outcome.withheld = checked.summary.withheld();
+            outcome.redacted = checked.summary.redacted;
+            outcome.withheld_labels = checked.summary.withheld_labels.clone();
+            if let ResponseVerdict::Deny(d) = &checked.verdict {
+                outcome.allowed = false;
+                outcome.status = d.status();
+                outcome.rule = d.rule.clone();
             }
         }
         ex.push(if outcome.allowed {

@@ -120,6 +120,9 @@ fn compare_checks_only_what_is_given() {
         flags: None,
         scope: None,
         acr_values: None,
+        withheld: None,
+        redacted: None,
+        withheld_labels: None,
     };
     assert!(compare(&e, &got).is_empty());
     e.rule = Some("other".into());

@@ -22,7 +22,7 @@ fn rule_config_parses_contract_shape_and_rejects_unknown_keys() {
     )
     .is_err());
     assert!(serde_json::from_value::<RuleConfig>(
-        json!({"name": "a", "expression": "true", "effect": "allow"})
+        json!({"name": "a", "expression": "true", "effect": "permit"})
     )
     .is_err());
     assert!(serde_json::from_value::<RuleConfig>(
@@ -314,4 +314,42 @@ fn compile_all_reports_every_problem() {
     assert_eq!(errs[1].rule(), Some("a"));
     assert!(matches!(errs[2], RuleError::DuplicateName { .. }));
     assert!(matches!(errs[3], RuleError::EmptyName { index: 3 }));
+}
+
+#[test]
+fn allow_and_redact_are_response_only_and_resource_is_response_only() {
+    for effect in [Effect::Allow, Effect::Redact] {
+        let r = RuleConfig {
+            effect,
+            ..rule("a", None, "true")
+        };
+        let e = RuleSet::compile(std::slice::from_ref(&r)).unwrap_err();
+        assert_eq!(e.code(), "rule_bad_effect", "{e}");
+        assert!(e.to_string().contains("phase"), "{e}");
+        let ok = RuleConfig {
+            phase: Phase::Response,
+            ..r
+        };
+        assert!(RuleSet::compile(&[ok]).is_ok());
+    }
+    let step = RuleConfig {
+        effect: Effect::Redact,
+        phase: Phase::Response,
+        step_up: Some(StepUp {
+            acr_values: "x".into(),
+            max_age: None,
+        }),
+        ..rule("s", None, "true")
+    };
+    assert_eq!(
+        RuleSet::compile(&[step]).unwrap_err().code(),
+        "rule_bad_step_up"
+    );
+    let e = RuleSet::compile(&[rule("r", None, "has(resource.meta)")]).unwrap_err();
+    assert!(e.to_string().contains("resource"), "{e}");
+    let parsed: RuleConfig = serde_json::from_value(
+        json!({"name": "a", "phase": "response", "effect": "redact", "expression": "true"}),
+    )
+    .unwrap();
+    assert_eq!(parsed.effect, Effect::Redact);
 }

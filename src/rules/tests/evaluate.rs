@@ -253,3 +253,58 @@ fn rule_set_is_shared_and_debuggable() {
     assert_eq!(format!("{set:?}"), "RuleSet { rules: [\"a\", \"b\"] }");
     assert_eq!(set.len(), 2);
 }
+
+fn response(name: &str, effect: Effect, expr: &str) -> RuleConfig {
+    RuleConfig {
+        effect,
+        phase: Phase::Response,
+        ..rule(name, None, expr)
+    }
+}
+
+#[test]
+fn resource_rules_give_a_verdict_per_resource() {
+    let set = RuleSet::compile(&[
+        response("no-x", Effect::Deny, "resource.id != 'x'"),
+        response("redact-r", Effect::Redact, "resource.id == 'r'"),
+        response("allow-a", Effect::Allow, "resource.id in ['a', 'r']"),
+        response("flag-f", Effect::Flag, "resource.id == 'f'"),
+        response("broken-allow", Effect::Allow, "resource.missing == 1"),
+    ])
+    .unwrap();
+    let rules = set.response_rules(&input()).unwrap();
+    let v = rules.evaluate(&json!({"resourceType": "Observation", "id": "x"}));
+    assert_eq!(v.denied, Some(("no-x".to_string(), false)));
+    assert_eq!(v.trace.len(), 5);
+    let v = rules.evaluate(&json!({"resourceType": "Observation", "id": "r"}));
+    assert_eq!(
+        (v.denied, v.redact.as_deref(), v.allow.as_deref()),
+        (None, Some("redact-r"), Some("allow-a"))
+    );
+    let v = rules.evaluate(&json!({"resourceType": "Observation", "id": "f"}));
+    assert_eq!(
+        (v.redact, v.allow, v.flags),
+        (None, None, vec!["flag-f".to_string()])
+    );
+    // an allow rule that fails does not allow
+    assert!(matches!(v.trace[4].outcome, RuleOutcome::Error { .. }));
+    // a deny rule that fails withholds; a redact rule that fails redacts
+    let failing = RuleSet::compile(&[
+        response("d", Effect::Deny, "resource.nope == 1"),
+        response("r", Effect::Redact, "resource.nope == 1"),
+    ])
+    .unwrap();
+    let v = failing
+        .response_rules(&input())
+        .unwrap()
+        .evaluate(&json!({"id": "1"}));
+    assert_eq!(v.denied, Some(("d".to_string(), true)));
+    assert_eq!(v.redact.as_deref(), Some("r"));
+    assert!(failing
+        .denial_message("d", true)
+        .contains("could not be evaluated"));
+    assert!(RuleSet::compile(&[rule("q", None, "true")])
+        .unwrap()
+        .response_rules(&input())
+        .is_none());
+}

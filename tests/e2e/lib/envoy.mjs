@@ -66,6 +66,9 @@ export function wasmFilter(config, wasmPath = WASM) {
           code: { local: { filename: wasmPath } },
         },
         fail_open: false,
+        // Envoy >= 1.35: a paused headers callback holds the headers but still delivers the body
+        // to the filter (needed to check a response before its status goes out).
+        allow_on_headers_stop_iteration: true,
       },
     },
   };
