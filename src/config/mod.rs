@@ -5,6 +5,7 @@
 pub mod audit;
 mod consent;
 mod duration;
+mod locate;
 pub mod raw;
 #[cfg(test)]
 mod tests;
@@ -201,14 +202,14 @@ impl Config {
     /// Parses and validates the plugin configuration JSON.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
+        let raw = <RawConfig as serde::Deserialize>::deserialize(&mut de).map_err(|e| {
+            let path = locate::error_path(bytes, &e);
             let key = if path == "." {
                 "(root)".to_string()
             } else {
                 path
             };
-            ConfigError::new(key, strip_position(&e.inner().to_string()))
+            ConfigError::new(key, strip_position(&e.to_string()))
         })?;
         de.end()
             .map_err(|_| ConfigError::new("(root)", "trailing characters after the JSON object"))?;
