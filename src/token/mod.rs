@@ -43,4 +43,6 @@ mod tests_introspection;
 #[cfg(test)]
 mod tests_jwks;
 #[cfg(test)]
+mod tests_signatures;
+#[cfg(test)]
 mod tests_verify;
