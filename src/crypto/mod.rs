@@ -1,4 +1,5 @@
-//! Verification-only public-key primitives that are faster than jwt-simple's pure-Rust path.
+//! Verification-only public-key primitives (RSA; ECDSA and EdDSA come from `p256`/`p384` and
+//! `ed25519-compact`, see `src/token/verifier.rs`).
 //!
 //! Pure logic: no I/O, no clock, nothing secret (every input of a signature verification is
 //! public, so variable-time arithmetic is safe here).

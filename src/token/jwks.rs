@@ -5,7 +5,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::algorithms::{ES256PublicKey, ES384PublicKey, Ed25519PublicKey};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -13,13 +12,16 @@ use super::alg::Algorithm;
 use super::error::TokenError;
 use super::strict_json;
 use super::verifier::Verifier;
+use crate::crypto::{RsaError, RsaPublicKey};
 
 /// Most keys accepted in one JWKS document.
 pub const MAX_KEYS: usize = 64;
 /// Largest JWKS document accepted (bytes).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Smallest RSA modulus accepted (bits).
-pub const MIN_RSA_BITS: usize = 2048;
+pub const MIN_RSA_BITS: usize = crate::crypto::rsa::MIN_MODULUS_BITS;
+/// Largest RSA modulus accepted (bits).
+pub const MAX_RSA_BITS: usize = crate::crypto::rsa::MAX_MODULUS_BITS;
 /// Most keys tried for one token (several keys sharing a `kid`).
 const MAX_CANDIDATES: usize = 4;
 
@@ -351,12 +353,20 @@ fn rsa_verifiers(
             "RSA modulus of {bits} bits is below {MIN_RSA_BITS}"
         ));
     }
-    if e.is_empty() || e.len() > 8 {
-        return Err("RSA exponent is invalid".into());
+    if bits > MAX_RSA_BITS {
+        return Err(format!(
+            "RSA modulus of {bits} bits is above {MAX_RSA_BITS} (not supported)"
+        ));
     }
+    let key = RsaPublicKey::new(n, &e).map_err(|err| match err {
+        RsaError::Exponent => {
+            "RSA exponent is not supported (must be odd, at least 3, below 2^64)".to_owned()
+        }
+        RsaError::EvenModulus | RsaError::ModulusSize => "RSA modulus is invalid".to_owned(),
+    })?;
     algs.iter()
         .map(|a| {
-            Verifier::rsa(*a, n, &e).ok_or_else(|| "RSA key is invalid or unsupported".to_owned())
+            Verifier::rsa(*a, key.clone()).ok_or_else(|| format!("alg {a} does not fit kty RSA"))
         })
         .collect()
 }
@@ -385,11 +395,7 @@ fn ec_verifier(
     sec1.push(0x04);
     sec1.extend_from_slice(&x);
     sec1.extend_from_slice(&y);
-    let invalid = |_| "EC point is invalid".to_owned();
-    Ok(match alg {
-        Algorithm::ES256 => Verifier::Es256(ES256PublicKey::from_bytes(&sec1).map_err(invalid)?),
-        _ => Verifier::Es384(ES384PublicKey::from_bytes(&sec1).map_err(invalid)?),
-    })
+    Verifier::ecdsa(alg, &sec1).ok_or_else(|| "EC point is not on the curve".to_owned())
 }
 
 fn okp_verifier(
@@ -409,9 +415,8 @@ fn okp_verifier(
     if x.len() != 32 {
         return Err("Ed25519 key has the wrong length".into());
     }
-    Ed25519PublicKey::from_bytes(&x)
-        .map(Verifier::EdDsa)
-        .map_err(|_| "Ed25519 key is invalid".to_owned())
+    Verifier::ed25519(&x)
+        .ok_or_else(|| "Ed25519 key is not a canonical point of large order".to_owned())
 }
 
 /// The curve's algorithm must be allowed and equal to the JWK `alg` when present.

@@ -24,7 +24,8 @@ pub(crate) struct Header<'a> {
     pub has_crit: bool,
 }
 
-/// Header members whose value must be a string (jwt-simple parses them as strings too).
+/// Header members whose value must be a string (as strict as jwt-simple's header parsing was:
+/// `jwk` in its RFC 7515 object form is refused, failing closed).
 const STRING_HEADER_MEMBERS: &[&str] = &[
     "alg", "kid", "typ", "cty", "jku", "jwk", "x5u", "x5t", "x5t#S256", "salt",
 ];
@@ -115,9 +116,8 @@ pub(crate) fn numeric_date(
     }
 }
 
-/// Checks that the payload members jwt-simple also parses have the JSON types it expects
-/// (so any later jwt-simple failure can only be the signature), and registered claims
-/// have the types RFC 7519 gives them.
+/// Checks that registered claims have the JSON types RFC 7519 gives them (and `nonce` is a
+/// string).
 pub(crate) fn check_claim_types(payload: &Map<String, Value>) -> Result<(), TokenError> {
     let bad = TokenError::Malformed(MalformedReason::ClaimType);
     for name in ["iss", "sub", "jti", "nonce"] {

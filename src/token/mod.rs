@@ -1,5 +1,5 @@
 //! Bearer token layer: extraction from the `Authorization` header, JWKS loading, JWS verification
-//! (via jwt-simple) with strict claim checks, RFC 7662 introspection parsing, and a per-worker cache
+//! (`verifier.rs`) with strict claim checks, RFC 7662 introspection parsing, and a per-worker cache
 //! of verified tokens.
 //!
 //! Pure logic: no `proxy_wasm`, no clock (the caller passes `now` in unix seconds), no I/O.
@@ -42,5 +42,7 @@ mod tests_extract;
 mod tests_introspection;
 #[cfg(test)]
 mod tests_jwks;
+#[cfg(test)]
+mod tests_signatures;
 #[cfg(test)]
 mod tests_verify;

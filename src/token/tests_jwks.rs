@@ -255,3 +255,45 @@ fn debug_output_shows_kids_not_key_material() {
     assert!(!text.contains(&b64(ed().public_key().to_bytes())[..16]));
     assert!(!text.contains("0123456789abcdef"));
 }
+
+#[test]
+fn rsa_keys_outside_the_supported_range_are_refused_at_load() {
+    fn rsa_jwk_raw(n: &[u8], e: &[u8]) -> Value {
+        json!({"kty": "RSA", "kid": "big", "n": b64(n), "e": b64(e)})
+    }
+    fn refused(jwk: Value, needle: &str) {
+        let doc = json!({ "keys": [jwk] }).to_string();
+        let (set, warnings) = KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap();
+        assert!(set.is_empty(), "{needle}");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains(needle), "{warnings:?}");
+        assert!(warnings[0].contains("big"), "{warnings:?}");
+    }
+    let odd = |bytes: usize| {
+        let mut n = vec![0xC5u8; bytes];
+        n[bytes - 1] |= 1;
+        n
+    };
+    // 4097 and 8192 bits (jwt-simple used to take these; nothing else is linked now).
+    let mut n4097 = odd(513);
+    n4097[0] = 1;
+    refused(rsa_jwk_raw(&n4097, &[1, 0, 1]), "4097 bits is above 4096");
+    refused(
+        rsa_jwk_raw(&odd(1024), &[1, 0, 1]),
+        "8192 bits is above 4096",
+    );
+    // Exponents: 2^64 + 1, even, 1, empty.
+    let n2048 = odd(256);
+    for e in [&[1u8, 0, 0, 0, 0, 0, 0, 0, 1][..], &[1, 0, 0], &[1], &[]] {
+        refused(rsa_jwk_raw(&n2048, e), "exponent is not supported");
+    }
+    // An even modulus.
+    let mut even = odd(256);
+    even[255] &= 0xfe;
+    refused(rsa_jwk_raw(&even, &[1, 0, 1]), "modulus is invalid");
+    // 4096 bits and e = 2^64 - 1 are within range.
+    let jwk = rsa_jwk_raw(&odd(512), &[0xff; 8]);
+    let doc = json!({ "keys": [jwk] }).to_string();
+    let (set, warnings) = KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap();
+    assert_eq!((set.len(), warnings.len()), (1, 0), "{warnings:?}");
+}

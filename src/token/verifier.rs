@@ -1,16 +1,15 @@
-//! One trusted key bound to one algorithm, wrapping jwt-simple's key types.
+//! One trusted key bound to one algorithm, and the JWS signature check with it.
+//!
+//! Only the signature is checked here: header, claims and time were checked by the caller
+//! (`verify.rs`), which also picked this verifier for the header `alg` (`KeySet::candidates`).
+//! Primitives: `crate::crypto::rsa` (RS*/PS*), `p256`/`p384` (ES256/ES384, raw `r || s`),
+//! `ed25519-compact` (EdDSA with Ed25519), `hmac` + `sha2` (HS*).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::algorithms::{
-    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
-    Ed25519PublicKey, EdDSAPublicKeyLike, HS256Key, HS384Key, HS512Key, MACLike, PS256PublicKey,
-    PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey, RS512PublicKey,
-    RSAPublicKeyLike,
-};
-use jwt_simple::claims::{JWTClaims, NoCustomClaims};
-use jwt_simple::common::VerificationOptions;
-use jwt_simple::JWTError;
+use hmac::{Hmac, Mac};
+use p256::ecdsa::signature::Verifier as _;
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::alg::Algorithm;
 use crate::crypto::{RsaHash, RsaPadding, RsaPublicKey};
@@ -18,24 +17,23 @@ use crate::crypto::{RsaHash, RsaPadding, RsaPublicKey};
 /// A public key (or HMAC secret) usable with exactly one algorithm.
 #[derive(Clone)]
 pub(crate) enum Verifier {
-    Rs256(RS256PublicKey),
-    Rs384(RS384PublicKey),
-    Rs512(RS512PublicKey),
-    Ps256(PS256PublicKey),
-    Ps384(PS384PublicKey),
-    Ps512(PS512PublicKey),
-    Es256(ES256PublicKey),
-    Es384(ES384PublicKey),
-    EdDsa(Ed25519PublicKey),
-    Hs256(HS256Key),
-    Hs384(HS384Key),
-    Hs512(HS512Key),
-    /// RS*/PS* through `crate::crypto::rsa` (Montgomery arithmetic, ~10x faster than
-    /// jwt-simple's pure-Rust path in wasm).
-    FastRsa(Algorithm, Box<RsaPublicKey>),
+    /// RS*/PS* through `crate::crypto::rsa` (2048-4096 bits, odd e < 2^64).
+    Rsa(Algorithm, RsaPublicKey),
+    /// ES256: ECDSA on P-256 with SHA-256.
+    Es256(Box<p256::ecdsa::VerifyingKey>),
+    /// ES384: ECDSA on P-384 with SHA-384.
+    Es384(Box<p384::ecdsa::VerifyingKey>),
+    /// EdDSA with an Ed25519 key (checked canonical and not of small order at load).
+    EdDsa(ed25519_compact::PublicKey),
+    /// HS256, keyed once.
+    Hs256(Box<Hmac<Sha256>>),
+    /// HS384, keyed once.
+    Hs384(Box<Hmac<Sha384>>),
+    /// HS512, keyed once.
+    Hs512(Box<Hmac<Sha512>>),
 }
 
-/// What jwt-simple reported, reduced to what the caller needs.
+/// Whether a token's signature verified with one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SigOutcome {
     /// The signature (or MAC) verified with this key.
@@ -45,31 +43,50 @@ pub(crate) enum SigOutcome {
 }
 
 impl Verifier {
-    /// Builds an RSA verifier for `alg` from big-endian modulus and exponent.
-    /// Uses the fast verifier when it supports the key (2048-4096 bits, e < 2^64), else jwt-simple.
-    pub(crate) fn rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Option<Self> {
-        if rsa_scheme(alg).is_some() {
-            if let Ok(key) = RsaPublicKey::new(n, e) {
-                return Some(Verifier::FastRsa(alg, Box::new(key)));
-            }
+    /// Binds a prepared RSA key (2048-4096 bits, odd e < 2^64: see [`RsaPublicKey::new`]) to
+    /// `alg`. `None` when `alg` is not RS*/PS*.
+    pub(crate) fn rsa(alg: Algorithm, key: RsaPublicKey) -> Option<Self> {
+        rsa_scheme(alg)?;
+        Some(Verifier::Rsa(alg, key))
+    }
+
+    /// Builds an ES256 (`P-256`) or ES384 (`P-384`) verifier from a SEC1 uncompressed point.
+    /// `None` when the bytes are not a point on the curve (or the identity).
+    pub(crate) fn ecdsa(alg: Algorithm, sec1: &[u8]) -> Option<Self> {
+        if sec1.first() != Some(&0x04) {
+            return None;
         }
-        Some(match alg {
-            Algorithm::RS256 => Verifier::Rs256(RS256PublicKey::from_components(n, e).ok()?),
-            Algorithm::RS384 => Verifier::Rs384(RS384PublicKey::from_components(n, e).ok()?),
-            Algorithm::RS512 => Verifier::Rs512(RS512PublicKey::from_components(n, e).ok()?),
-            Algorithm::PS256 => Verifier::Ps256(PS256PublicKey::from_components(n, e).ok()?),
-            Algorithm::PS384 => Verifier::Ps384(PS384PublicKey::from_components(n, e).ok()?),
-            Algorithm::PS512 => Verifier::Ps512(PS512PublicKey::from_components(n, e).ok()?),
-            _ => return None,
-        })
+        match alg {
+            Algorithm::ES256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+                .ok()
+                .map(|k| Verifier::Es256(Box::new(k))),
+            Algorithm::ES384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+                .ok()
+                .map(|k| Verifier::Es384(Box::new(k))),
+            _ => None,
+        }
+    }
+
+    /// Builds an EdDSA verifier from a 32-byte Ed25519 public key. `None` when the encoding
+    /// is not canonical, not a point, or a point of small order (including the identity).
+    pub(crate) fn ed25519(x: &[u8]) -> Option<Self> {
+        let key = ed25519_compact::PublicKey::from_slice(x).ok()?;
+        key.validate().ok()?;
+        Some(Verifier::EdDsa(key))
     }
 
     /// Builds an HMAC verifier for `alg` from the secret bytes.
     pub(crate) fn hmac(alg: Algorithm, secret: &[u8]) -> Option<Self> {
         Some(match alg {
-            Algorithm::HS256 => Verifier::Hs256(HS256Key::from_bytes(secret)),
-            Algorithm::HS384 => Verifier::Hs384(HS384Key::from_bytes(secret)),
-            Algorithm::HS512 => Verifier::Hs512(HS512Key::from_bytes(secret)),
+            Algorithm::HS256 => {
+                Verifier::Hs256(Box::new(Hmac::<Sha256>::new_from_slice(secret).ok()?))
+            }
+            Algorithm::HS384 => {
+                Verifier::Hs384(Box::new(Hmac::<Sha384>::new_from_slice(secret).ok()?))
+            }
+            Algorithm::HS512 => {
+                Verifier::Hs512(Box::new(Hmac::<Sha512>::new_from_slice(secret).ok()?))
+            }
             _ => return None,
         })
     }
@@ -77,68 +94,57 @@ impl Verifier {
     /// The one algorithm this verifier accepts.
     pub(crate) fn alg(&self) -> Algorithm {
         match self {
-            Verifier::Rs256(_) => Algorithm::RS256,
-            Verifier::Rs384(_) => Algorithm::RS384,
-            Verifier::Rs512(_) => Algorithm::RS512,
-            Verifier::Ps256(_) => Algorithm::PS256,
-            Verifier::Ps384(_) => Algorithm::PS384,
-            Verifier::Ps512(_) => Algorithm::PS512,
+            Verifier::Rsa(alg, _) => *alg,
             Verifier::Es256(_) => Algorithm::ES256,
             Verifier::Es384(_) => Algorithm::ES384,
             Verifier::EdDsa(_) => Algorithm::EdDSA,
             Verifier::Hs256(_) => Algorithm::HS256,
             Verifier::Hs384(_) => Algorithm::HS384,
             Verifier::Hs512(_) => Algorithm::HS512,
-            Verifier::FastRsa(alg, _) => *alg,
         }
     }
 
-    /// Verifies the compact JWS with jwt-simple. jwt-simple checks that the header `alg` equals
-    /// this verifier's algorithm, then the signature; its own `exp`/`nbf`/`iat` checks (run at
-    /// `now`, never the real clock) are not relied upon.
-    pub(crate) fn check(&self, token: &str, typ: &str, now: u64, skew: u64) -> SigOutcome {
-        if let Verifier::FastRsa(alg, key) = self {
-            return check_fast_rsa(*alg, key, token);
-        }
-        let options = VerificationOptions {
-            artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(now)),
-            // Bounded so that jwt-simple's fixed-point time arithmetic cannot overflow.
-            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(skew.min(MAX_SKEW))),
-            // Our own check of `typ` already ran; this makes jwt-simple accept that same value.
-            required_signature_type: Some(typ.to_owned()),
-            max_token_length: Some(super::extract::MAX_TOKEN_LEN),
-            ..VerificationOptions::default()
+    /// Verifies the signature of a compact JWS whose header and payload the caller already
+    /// checked (three segments, header `alg` equal to [`Verifier::alg`]). The signing input
+    /// is everything before the last `.`; the signature must be canonical unpadded base64url.
+    /// ECDSA signatures are the fixed-size `r || s` of RFC 7518 §3.4 (64 or 96 bytes; DER is
+    /// refused); high-S values are accepted, as in RFC 7518 and every common signer.
+    pub(crate) fn check(&self, token: &str) -> SigOutcome {
+        let Some((signing_input, sig_b64)) = token.rsplit_once('.') else {
+            return SigOutcome::Invalid;
         };
-        let opts = Some(options);
-        let result: Result<JWTClaims<NoCustomClaims>, jwt_simple::Error> = match self {
-            Verifier::Rs256(k) => k.verify_token(token, opts),
-            Verifier::Rs384(k) => k.verify_token(token, opts),
-            Verifier::Rs512(k) => k.verify_token(token, opts),
-            Verifier::Ps256(k) => k.verify_token(token, opts),
-            Verifier::Ps384(k) => k.verify_token(token, opts),
-            Verifier::Ps512(k) => k.verify_token(token, opts),
-            Verifier::Es256(k) => k.verify_token(token, opts),
-            Verifier::Es384(k) => k.verify_token(token, opts),
-            Verifier::EdDsa(k) => k.verify_token(token, opts),
-            Verifier::Hs256(k) => k.verify_token(token, opts),
-            Verifier::Hs384(k) => k.verify_token(token, opts),
-            Verifier::Hs512(k) => k.verify_token(token, opts),
-            Verifier::FastRsa(..) => return SigOutcome::Invalid,
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(sig_b64) else {
+            return SigOutcome::Invalid;
         };
-        match result {
-            Ok(_) => SigOutcome::Valid,
-            Err(e) => match e.downcast_ref::<JWTError>() {
-                // jwt-simple checks time only after the signature verified. Time is judged by
-                // our own checks (always run afterwards); these errors only prove the signature.
-                Some(
-                    JWTError::TokenHasExpired | JWTError::TokenNotValidYet | JWTError::ClockDrift,
-                ) => SigOutcome::Valid,
-                // Header/payload shapes were checked before, so anything else means this key
-                // did not verify the token.
-                _ => SigOutcome::Invalid,
+        let message = signing_input.as_bytes();
+        let valid = match self {
+            Verifier::Rsa(alg, key) => match rsa_scheme(*alg) {
+                Some((padding, hash)) => key.verify(padding, hash, message, &signature),
+                None => false,
             },
+            Verifier::Es256(key) => p256::ecdsa::Signature::from_slice(&signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            Verifier::Es384(key) => p384::ecdsa::Signature::from_slice(&signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            Verifier::EdDsa(key) => ed25519_compact::Signature::from_slice(&signature)
+                .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
+            Verifier::Hs256(mac) => mac_matches(mac.as_ref(), message, &signature),
+            Verifier::Hs384(mac) => mac_matches(mac.as_ref(), message, &signature),
+            Verifier::Hs512(mac) => mac_matches(mac.as_ref(), message, &signature),
+        };
+        if valid {
+            SigOutcome::Valid
+        } else {
+            SigOutcome::Invalid
         }
     }
+}
+
+/// Constant-time comparison of the full-length MAC of `message` with `tag`.
+fn mac_matches<M: Mac + Clone>(keyed: &M, message: &[u8], tag: &[u8]) -> bool {
+    let mut mac = keyed.clone();
+    mac.update(message);
+    mac.verify_slice(tag).is_ok()
 }
 
 /// Padding and hash of an RSA JWS algorithm.
@@ -153,25 +159,3 @@ fn rsa_scheme(alg: Algorithm) -> Option<(RsaPadding, RsaHash)> {
         _ => return None,
     })
 }
-
-/// Verifies the signature of a compact JWS whose header and payload were already checked by
-/// the caller (three segments, header `alg` equal to `alg`, `typ`, size).
-fn check_fast_rsa(alg: Algorithm, key: &RsaPublicKey, token: &str) -> SigOutcome {
-    let Some((padding, hash)) = rsa_scheme(alg) else {
-        return SigOutcome::Invalid;
-    };
-    let Some((signing_input, sig_b64)) = token.rsplit_once('.') else {
-        return SigOutcome::Invalid;
-    };
-    let Ok(signature) = URL_SAFE_NO_PAD.decode(sig_b64) else {
-        return SigOutcome::Invalid;
-    };
-    if key.verify(padding, hash, signing_input.as_bytes(), &signature) {
-        SigOutcome::Valid
-    } else {
-        SigOutcome::Invalid
-    }
-}
-
-/// Largest clock skew handed to jwt-simple (ten years).
-const MAX_SKEW: u64 = 10 * 365 * 24 * 3600;
