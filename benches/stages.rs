@@ -17,9 +17,10 @@ use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use fhirgate::audit::AuditRecord;
 use fhirgate::config::Config;
+use fhirgate::consent::ConsentPolicy;
 use fhirgate::decision::{decide, request_value, RequestInfo, ResponseCheck};
 use fhirgate::fhir::parse_request;
-use fhirgate::response::check_response;
+use fhirgate::response::{check_response, filter_response, LabelMode, ResponsePolicy};
 use fhirgate::rules::RuleInput;
 use fhirgate::smart::{authorize, ScopeSet};
 use fhirgate::token::{extract_bearer, token_hash, verify_jwt, ClaimNames, KeySet, TokenCache};
@@ -207,6 +208,18 @@ fn stages(c: &mut Criterion) {
     c.bench_function("response::check_response (100-entry Bundle)", |b| {
         b.iter(|| check_response(black_box(&body), &check))
     });
+    // what a patient-context search pays by default: compartment and consent labels
+    let consent = ConsentPolicy::default();
+    let policy = ResponsePolicy {
+        check: &check,
+        consent: Some((&consent, 0)),
+        rules: None,
+        mode: LabelMode::Read,
+    };
+    c.bench_function(
+        "response::filter_response (100-entry Bundle, compartment + labels)",
+        |b| b.iter(|| filter_response(black_box(&body), &policy)),
+    );
 }
 
 criterion_group!(benches, stages);
