@@ -163,13 +163,17 @@ describe('audit collector, access log and metrics', () => {
     const tok = await idp.token({ scope: 'system/*.rs' });
     const allowed = randomUUID();
     const denied = randomUUID();
+    const searched = randomUUID();
     await envoy.request('/fhir/Patient/pat-alice', { headers: bearer(tok, { 'x-request-id': allowed }) });
+    // a search value is PHI: the ready format logs the path without its query
+    await envoy.request('/fhir/Observation?code=phi-search-value-7731', { headers: bearer(tok, { 'x-request-id': searched }) });
     await envoy.request('/fhir/Patient/pat-alice', { headers: { 'x-request-id': denied } });
     const lines = await eventually(() => {
       const log = envoy.accessLog();
       const a = log.find((l) => l.request_id === allowed);
       const d = log.find((l) => l.request_id === denied);
-      return a && d ? { a, d } : null;
+      const q = log.find((l) => l.request_id === searched);
+      return a && d && q ? { a, d, q } : null;
     }, { timeoutMs: 5000, intervalMs: 100 });
     assert.ok(lines, `access log: ${JSON.stringify(envoy.accessLog().slice(-3))}`);
     assert.equal(lines.a.status, 200);
@@ -182,8 +186,10 @@ describe('audit collector, access log and metrics', () => {
     assert.equal(lines.d.status, 401);
     assert.equal(lines.d.fhirgate_outcome, 'deny');
     assert.equal(lines.d.fhirgate_reason, 'token.missing');
+    assert.equal(lines.q.path, '/fhir/Observation');
     const text = JSON.stringify(envoy.accessLog());
     assert.ok(!text.includes(tok.access_token.split('.')[1]), 'token in the access log');
+    assert.ok(!text.includes('phi-search-value-7731'), 'a search value in the access log');
     console.log(`sample access-log line: ${JSON.stringify(lines.d)}`);
   });
 

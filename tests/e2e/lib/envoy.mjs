@@ -82,7 +82,8 @@ export const ACCESS_LOG_FORMAT = {
   start_time: '%START_TIME%',
   request_id: '%REQ(X-REQUEST-ID)%',
   method: '%REQ(:METHOD)%',
-  path: '%REQ(:PATH)%',
+  // without the query: search values are PHI
+  path: '%REQ_WITHOUT_QUERY(:PATH)%',
   status: '%RESPONSE_CODE%',
   duration_ms: '%DURATION%',
   fhirgate_outcome: '%FILTER_STATE(wasm.fhirgate.outcome:PLAIN)%',
@@ -93,6 +94,12 @@ export const ACCESS_LOG_FORMAT = {
   fhirgate_interaction: '%FILTER_STATE(wasm.fhirgate.interaction:PLAIN)%',
   fhirgate_resource_type: '%FILTER_STATE(wasm.fhirgate.resource_type:PLAIN)%',
 };
+
+/** The formatter extension behind `%REQ_WITHOUT_QUERY(...)%`. */
+export const ACCESS_LOG_FORMATTERS = [{
+  name: 'envoy.formatter.req_without_query',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery' },
+}];
 
 /**
  * An Envoy bootstrap object. `filterConfig` null/undefined renders a plain proxy without fhirgate.
@@ -127,7 +134,7 @@ export function renderBootstrap({
                 typed_config: {
                   '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
                   path: accessLogPath,
-                  log_format: { json_format: ACCESS_LOG_FORMAT },
+                  log_format: { json_format: ACCESS_LOG_FORMAT, formatters: ACCESS_LOG_FORMATTERS },
                 },
               }] : [],
               route_config: {
