@@ -45,7 +45,9 @@ function summary(res) {
   const body = res.json;
   if (!body) return '';
   if (body.resourceType === 'Bundle') {
-    const ids = (body.entry ?? []).map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+    const ids = (body.entry ?? []).map((e) => (e.resource.id
+      ? `${e.resource.resourceType}/${e.resource.id}`
+      : `${e.resource.resourceType} "${e.resource.issue?.[0]?.diagnostics ?? ''}"`));
     return `Bundle with ${ids.length} entr${ids.length === 1 ? 'y' : 'ies'}${ids.length ? `: ${ids.join(', ')}` : ''}`;
   }
   return `${body.resourceType}/${body.id ?? ''}`;
@@ -93,6 +95,9 @@ async function main() {
   console.log(`Envoy + fhirgate          ${envoy.url}/fhir   (log ${envoy.logFile})`);
 
   const alice = await idp.token({ scope: 'launch/patient patient/*.rs', patient: 'pat-alice', alg: 'ES256' });
+  const aliceConsent = await idp.token({
+    scope: 'launch/patient patient/*.rs', patient: 'pat-alice', claims: { consent: ['PSY'] },
+  });
   const labsOnly = await idp.token({ scope: 'patient/Observation.rs', patient: 'pat-alice' });
   const backend = await idp.token({ scope: 'system/*.rs' });
   const shortLived = await idp.token({ scope: 'patient/*.rs', patient: 'pat-alice', ttl: 1 });
@@ -100,6 +105,12 @@ async function main() {
 
   await show("Alice's app reads her own record", aliceApp, 'GET', '/fhir/Patient/pat-alice', alice);
   await show('... and searches her lab results', aliceApp, 'GET', '/fhir/Observation?patient=pat-alice&category=laboratory', alice);
+  await show('... and her counselling note, labelled PSY (her token carries no consent for it)', aliceApp,
+    'GET', '/fhir/Observation/obs-alice-psy', alice);
+  await show('... and all her observations: the labelled one is withheld from the Bundle', aliceApp,
+    'GET', '/fhir/Observation?patient=pat-alice', alice);
+  await show('The same app once Alice consented to PSY (consent claim in the token)', "Alice's app (consent: PSY)",
+    'GET', '/fhir/Observation/obs-alice-psy', aliceConsent);
   await show("... then tries Bob's record (another patient)", aliceApp, 'GET', '/fhir/Patient/pat-bob', alice);
   await show("... and a search across every patient's observations", aliceApp, 'GET', '/fhir/Observation?category=laboratory', alice);
   await show('... and a write with a read-only scope', aliceApp, 'POST', '/fhir/Observation', alice, {
