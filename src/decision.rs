@@ -112,9 +112,6 @@ pub fn decide(
         fhir.resource_type.as_deref().unwrap_or("-")
     ));
     let scopes = ScopeSet::parse(token.scopes());
-    let token_value = token.to_cel_value();
-    let request_value = request_value(req);
-    let source_value = json!({ "address": req.source_address });
     let entries = if matches!(
         fhir.interaction,
         Interaction::Batch | Interaction::Transaction
@@ -138,13 +135,19 @@ pub fn decide(
     } else {
         body.and_then(|b| serde_json::from_slice(b).ok())
     };
-    let ctx = Ctx {
+    // The rules' input is built once per request (the request, source and token parts are the
+    // same for every bundle entry), and only when there are request-phase rules to read it.
+    let input = (!config.rules.is_empty()).then(|| RuleInput {
+        request: request_value(req),
+        source: json!({ "address": req.source_address }),
+        token: token.to_cel_value(),
+        fhir: Value::Null,
+    });
+    let mut ctx = Ctx {
         config,
         token,
         scopes: &scopes,
-        token_value: &token_value,
-        request_value: &request_value,
-        source_value: &source_value,
+        input,
     };
     // The container itself goes through the rules too (rules can refuse all batches).
     let own_resource = if entries.is_empty() {
@@ -152,7 +155,8 @@ pub fn decide(
     } else {
         None
     };
-    if let Err(denial) = authorize_one(&ctx, &fhir, None, own_resource.as_ref(), &mut decision) {
+    if let Err(denial) = authorize_one(&mut ctx, &fhir, None, own_resource.as_ref(), &mut decision)
+    {
         decision.denial = Some(denial);
         decision.fhir = Some(fhir);
         return decision;
@@ -163,7 +167,9 @@ pub fn decide(
             .and_then(|b| b.get("entry"))
             .and_then(|e| e.get(*index))
             .and_then(|e| e.get("resource"));
-        if let Err(mut denial) = authorize_one(&ctx, entry, Some(*index), resource, &mut decision) {
+        if let Err(mut denial) =
+            authorize_one(&mut ctx, entry, Some(*index), resource, &mut decision)
+        {
             denial.description = format!("bundle entry {index}: {}", denial.description);
             decision.denial = Some(denial);
             break;
@@ -208,13 +214,12 @@ struct Ctx<'a> {
     config: &'a Config,
     token: &'a VerifiedToken,
     scopes: &'a ScopeSet,
-    token_value: &'a Value,
-    request_value: &'a Value,
-    source_value: &'a Value,
+    /// The rules' input (absent without rules); `fhir` is set per request or bundle entry.
+    input: Option<RuleInput>,
 }
 
 fn authorize_one(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     fhir: &FhirRequest,
     entry: Option<usize>,
     resource: Option<&Value>,
@@ -269,13 +274,11 @@ fn authorize_one(
     } else {
         decision.trace.push(format!("{label}SMART: not enforced"));
     }
-    let input = RuleInput {
-        request: ctx.request_value.clone(),
-        source: ctx.source_value.clone(),
-        token: ctx.token_value.clone(),
-        fhir: fhir.to_cel_value(),
+    let Some(input) = ctx.input.as_mut() else {
+        return Ok(());
     };
-    match ctx.config.rules.evaluate(&input) {
+    input.fhir = fhir.to_cel_value();
+    match ctx.config.rules.evaluate(input) {
         RuleVerdict::Allow { flags, trace } => {
             for t in trace {
                 decision
