@@ -394,28 +394,32 @@ impl ProxyContext for Http {
     }
 }
 
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> ProxyAction {
+impl Http {
+    /// Runs one stream callback on the worker, or answers `busy` when the worker is already
+    /// borrowed (fail closed).
+    fn run(
+        &self,
+        busy: fn(StreamId) -> ProxyAction,
+        f: impl FnOnce(&mut Worker, &WasmHost, StreamId) -> Action,
+    ) -> ProxyAction {
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_request_headers(
-                &WasmHost { context: self.id },
-                self.id,
-                end_of_stream,
-            )),
+            Ok(mut w) => to_proxy(f(&mut w, &WasmHost { context: self.id }, self.id)),
             Err(_) => busy(self.id),
         }
     }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> ProxyAction {
+        self.run(busy, |w, host, id| {
+            w.on_request_headers(host, id, end_of_stream)
+        })
+    }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
-        match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_request_body(
-                &WasmHost { context: self.id },
-                self.id,
-                body_size,
-                end_of_stream,
-            )),
-            Err(_) => busy(self.id),
-        }
+        self.run(busy, |w, host, id| {
+            w.on_request_body(host, id, body_size, end_of_stream)
+        })
     }
 
     fn on_http_response_headers(
@@ -423,25 +427,14 @@ impl HttpContext for Http {
         _num_headers: usize,
         end_of_stream: bool,
     ) -> ProxyAction {
-        match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_response_headers(
-                &WasmHost { context: self.id },
-                self.id,
-                end_of_stream,
-            )),
-            Err(_) => busy_response(self.id),
-        }
+        self.run(busy_response, |w, host, id| {
+            w.on_response_headers(host, id, end_of_stream)
+        })
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
-        match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(w.on_response_body(
-                &WasmHost { context: self.id },
-                self.id,
-                body_size,
-                end_of_stream,
-            )),
-            Err(_) => busy_response(self.id),
-        }
+        self.run(busy_response, |w, host, id| {
+            w.on_response_body(host, id, body_size, end_of_stream)
+        })
     }
 }
