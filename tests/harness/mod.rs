@@ -94,6 +94,20 @@ pub struct SimHost<'a> {
     worker: usize,
 }
 
+impl SimHost<'_> {
+    /// Reads one simulated stream (`None` when it is unknown).
+    fn stream<T>(&self, stream: StreamId, f: impl FnOnce(&SimStream) -> T) -> Option<T> {
+        self.sim.streams.borrow().get(&stream).map(f)
+    }
+
+    /// Changes one simulated stream (nothing when it is unknown).
+    fn stream_mut(&self, stream: StreamId, f: impl FnOnce(&mut SimStream)) {
+        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+            f(s);
+        }
+    }
+}
+
 impl Host for SimHost<'_> {
     fn now_ms(&self) -> u64 {
         self.sim.now_ms.get()
@@ -150,86 +164,67 @@ impl Host for SimHost<'_> {
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        self.sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.headers.clone())
+        self.stream(stream, |s| s.headers.clone())
             .unwrap_or_default()
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             replace_header(&mut s.headers, name, value);
-        }
+        });
     }
 
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        self.sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.body.iter().take(size).copied().collect())
+        self.stream(stream, |s| s.body.iter().take(size).copied().collect())
     }
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
         match path {
-            ["source", "address"] => self
-                .sim
-                .streams
-                .borrow()
-                .get(&stream)
-                .map(|s| s.source.clone().into_bytes()),
+            ["source", "address"] => self.stream(stream, |s| s.source.clone().into_bytes()),
             _ => None,
         }
     }
 
     fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             s.filter_state.insert(key.to_string(), value.to_string());
-        }
+        });
     }
 
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             assert!(s.reply.is_none(), "two local replies on one stream");
             s.reply = Some(reply.clone());
-        }
+        });
     }
 
     fn resume(&self, stream: StreamId) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             s.resumed = true;
-        }
+        });
     }
 
     fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        self.sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.response_headers.clone())
+        self.stream(stream, |s| s.response_headers.clone())
             .unwrap_or_default()
     }
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             replace_header(&mut s.response_headers, name, value);
-        }
+        });
     }
 
     fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        self.sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.response_body.iter().take(size).copied().collect())
+        self.stream(stream, |s| {
+            s.response_body.iter().take(size).copied().collect()
+        })
     }
 
     fn set_response_body(&self, stream: StreamId, body: &[u8]) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
+        self.stream_mut(stream, |s| {
             s.response_body = body.to_vec();
-        }
+        });
     }
 
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {
