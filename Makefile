@@ -124,14 +124,14 @@ wasm-size: tools-rust tools-node
 # ---------------------------------------------------------------- checks
 
 fmt-check: tools-rust
-	cargo fmt --check
+	cargo fmt --all --check
 
 clippy: tools-rust
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
 unit:
-	cargo test
+	cargo test --workspace
 
 # Policy cases beside policies/ (the lead adds the `fhirgate test` command):
 policy-test:

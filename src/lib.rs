@@ -1,35 +1,17 @@
 //! fhirgate: an Envoy/Istio WebAssembly filter that authenticates OpenID Connect bearer tokens and
 //! authorizes FHIR requests (SMART-on-FHIR scopes, the patient compartment, CEL consent rules).
 //!
-//! The crate has three rings:
-//! 1. pure decision logic (`config`, `token`, `fhir`, `smart`, `rules`, `decision`, `outcome`, `forward`, `audit`): inputs in,
-//!    values out, no I/O and no `proxy_wasm`;
-//! 2. the host boundary (`host::Host`) and the request state machine that uses it (`engine`);
-//! 3. the glue (`wasm`), the only module that imports `proxy_wasm`.
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+//! Three rings, held apart by the build:
+//! 1. pure decision logic and the request exchange, in the `fhirgate-core` crate (`src/core`):
+//!    inputs in, values out; it has no `proxy_wasm` dependency and clippy refuses the clock there;
+//! 2. the host boundary (`host::Host`) and the engine that executes the exchange's effects
+//!    (caches, callouts, shared data), also in `fhirgate-core`;
+//! 3. the glue (`wasm`, this crate), the only code that imports `proxy_wasm`.
+//!
+//! Everything of `fhirgate-core` is re-exported here, so `fhirgate::token`, `fhirgate::engine`
+//! and the rest are the paths the tests and the `fhirgate` tool use.
 
-pub mod audit;
-pub mod config;
-pub mod consent;
-pub mod crypto;
-pub mod decision;
-pub mod engine;
-pub mod fhir;
-pub mod forward;
-pub mod host;
-pub mod outcome;
-pub mod response;
-pub mod rules;
-pub mod smart;
-pub mod token;
+pub use fhirgate_core::*;
 
 #[cfg(target_os = "wasi")]
 pub mod wasm;

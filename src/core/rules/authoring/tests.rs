@@ -369,7 +369,7 @@ fn rendered_configurations_load_in_the_filter() {
         "network-restrictions",
         "smart-default",
     ] {
-        let path = format!("{}/policies/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../../policies/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let (policy, _) = Policy::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
         let out = render(&policy, None, Format::Plugin, &RenderOptions::default()).unwrap();
         crate::config::Config::from_json(out.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -85,7 +85,7 @@ fn hand_picked_sources_match() {
 
 #[test]
 fn shipped_policies_match() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -461,33 +461,3 @@ fn signature_segment_must_be_canonical_unpadded_base64url() {
     }
     assert!(check(&token, &keys).is_ok());
 }
-
-#[test]
-#[ignore = "timing, not a check: cargo test --release --lib es256_cost -- --ignored --nocapture"]
-fn es256_cost() {
-    use p256::ecdsa::signature::Verifier as _;
-    use std::time::Instant;
-    let keys = ec_keys();
-    let token = es256_token("ec-256", claims());
-    let sec1 = ec256().public_key().public_key().to_bytes_uncompressed();
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
-    let (input, _) = token.rsplit_once('.').unwrap();
-    let sig = p256::ecdsa::Signature::from_slice(&signature_of(&token)).unwrap();
-    let verifier = Verifier::ecdsa(Algorithm::ES256, &sec1).unwrap();
-    let rounds = 200u32;
-    let time = |what: &str, f: &dyn Fn() -> bool| {
-        assert!(f(), "{what}");
-        let start = Instant::now();
-        for _ in 0..rounds {
-            assert!(f());
-        }
-        println!("{what}: {:?} per call", start.elapsed() / rounds);
-    };
-    time("p256 VerifyingKey::verify", &|| {
-        key.verify(input.as_bytes(), &sig).is_ok()
-    });
-    time("Verifier::check (base64 + p256)", &|| {
-        verifier.check(&token) == SigOutcome::Valid
-    });
-    time("verify_jwt ES256 (whole)", &|| check(&token, &keys).is_ok());
-}
