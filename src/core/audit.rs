@@ -16,6 +16,26 @@ use crate::token::{TokenKind, VerifiedToken};
 /// Prefix of every audit log line, so log shippers can route them.
 pub const AUDIT_PREFIX: &str = "fhirgate.audit ";
 
+/// Whether the request was allowed (went upstream) or denied (answered by the filter).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOutcome {
+    /// The request went upstream (its response may still have been filtered).
+    Allow,
+    /// The filter answered (or replaced the response with) a denial.
+    Deny,
+}
+
+impl AuditOutcome {
+    /// `allow` or `deny`, as in the record and the metric names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Allow => "allow",
+            AuditOutcome::Deny => "deny",
+        }
+    }
+}
+
 /// One decision, ready to be logged.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -26,7 +46,7 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// `allow` or `deny`.
-    pub outcome: &'static str,
+    pub outcome: AuditOutcome,
     /// HTTP status the filter answered (0 when the request went upstream).
     pub status: u16,
     /// Stable reason code (`allow`, `token.expired`, `smart.insufficient_scope`, …).
@@ -85,7 +105,7 @@ impl AuditRecord {
         AuditRecord {
             time: rfc3339(now_ms),
             request_id: info.request_id.clone(),
-            outcome: "allow",
+            outcome: AuditOutcome::Allow,
             status: 0,
             reason: "allow".to_string(),
             rule: None,
@@ -160,7 +180,7 @@ impl AuditRecord {
     }
 
     fn set_denial(&mut self, denial: &Denial) {
-        self.outcome = "deny";
+        self.outcome = AuditOutcome::Deny;
         self.status = denial.status();
         self.reason = denial.reason.clone();
         self.rule = denial.rule.clone();
@@ -178,12 +198,7 @@ impl AuditRecord {
 
     /// Counter name for this record's decision and reason.
     pub fn metric_name(&self) -> String {
-        let reason: String = self
-            .reason
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        format!("decisions.{}.{}", self.outcome, reason)
+        crate::metrics::decision(self.outcome.as_str(), &self.reason)
     }
 }
 

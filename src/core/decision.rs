@@ -49,6 +49,9 @@ pub struct Decision {
     /// Human-readable steps, for `fhirgate eval` and debug logs (no token, no PHI beyond the
     /// request itself).
     pub trace: Vec<String>,
+    /// The rules' input built for the request phase (absent without rules), handed on to the
+    /// response phase so it is built once per request.
+    pub input: Option<RuleInput>,
 }
 
 /// What returned resources must satisfy.
@@ -176,6 +179,7 @@ pub fn decide(
         }
     }
     decision.fhir = Some(fhir);
+    decision.input = ctx.input.take();
     if decision.denial.is_none() {
         if config.rules.has_response_rules() {
             decision

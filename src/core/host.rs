@@ -59,6 +59,11 @@ pub trait Host {
     fn now_ms(&self) -> u64;
     /// Writes a log line. Callers never pass tokens, secrets or PHI.
     fn log(&self, level: LogLevel, message: &str);
+    /// Whether a line at `level` would be written (so callers can skip formatting it).
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        let _ = level;
+        true
+    }
 
     /// Reads a shared-data value and its CAS version (shared by all worker VMs).
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
@@ -88,8 +93,13 @@ pub trait Host {
     fn set_filter_state(&self, stream: StreamId, key: &str, value: &str);
     /// Answers the request locally (the request never reaches upstream).
     fn send_reply(&self, stream: StreamId, reply: &LocalReply);
-    /// Resumes a stream that was paused waiting for a callout.
+    /// Resumes the request of a stream that was paused (waiting for a callout, or held).
     fn resume(&self, stream: StreamId);
+    /// Resumes the response of a stream whose response headers or body were held.
+    fn resume_response(&self, stream: StreamId);
+    /// Resets a stream whose response is under way: its response headers already went to the
+    /// client, so a refusal can only cut it off.
+    fn reset_response(&self, stream: StreamId);
 
     /// All response headers of a stream (names lowercase, `:status` included).
     fn response_headers(&self, stream: StreamId) -> Vec<(String, String)>;

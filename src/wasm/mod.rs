@@ -1,34 +1,60 @@
-//! The glue: the only module that imports `proxy_wasm`. Each proxy callback is forwarded to the
-//! [`Worker`] with a [`WasmHost`]; the worker's answer is returned to the proxy. Hostcalls are
-//! made through `proxy_wasm::hostcalls` and their errors handled (the SDK's trait helpers unwrap).
+//! The glue: the only code that imports `proxy_wasm`. The SDK dispatches the proxy's callbacks
+//! to the contexts here; each is forwarded to the [`Worker`] with a [`WasmHost`], whose hostcalls
+//! go through [`abi`] (every status handled, none panics). Nothing here decides anything.
 
-use std::cell::RefCell;
+mod abi;
+
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context as ProxyContext, HttpContext, RootContext};
-use proxy_wasm::types::{
-    Action as ProxyAction, BufferType, ContextType, LogLevel as ProxyLevel, MapType, MetricType,
-};
+use proxy_wasm::types::{Action as ProxyAction, ContextType, LogLevel as ProxyLevel};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::engine::{Action, Worker};
+use crate::exchange::{busy_reply, Direction};
 use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
 use crate::outcome::LocalReply;
 
 /// Largest callout response body read (JWKS, introspection); larger ones count as failures.
 const MAX_CALLOUT_BODY: usize = 512 * 1024;
 
+/// proxy-wasm's numeric log levels.
+fn level_number(level: LogLevel) -> u32 {
+    match level {
+        LogLevel::Debug => 1,
+        LogLevel::Info => 2,
+        LogLevel::Warn => 3,
+        LogLevel::Error => 4,
+        LogLevel::Critical => 5,
+    }
+}
+
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(ProxyLevel::Info);
     std::panic::set_hook(Box::new(|info| {
-        let _ = hostcalls::log(ProxyLevel::Critical, &format!("internal error, worker VM lost: {info}"));
+        let _ = abi::log(5, &format!("fhirgate: internal error, worker VM lost: {info}"));
     }));
-    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root { id, worker: None }) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root { id, worker: None, config: None })
+    });
 }}
+
+thread_local! {
+    /// Metric ids by full name (`fhirgate.<name>`), defined once per VM.
+    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    /// The proxy's log level, read on each tick (Envoy can change it at run time).
+    static LOG_LEVEL: Cell<u32> = const { Cell::new(2) };
+}
+
+/// Reads the proxy's log level into the cache.
+fn refresh_log_level() {
+    if let Ok(level) = abi::log_level() {
+        LOG_LEVEL.with(|l| l.set(level));
+    }
+}
 
 /// The real host: proxy-wasm hostcalls.
 pub struct WasmHost {
@@ -38,19 +64,28 @@ pub struct WasmHost {
     /// dispatched on the tick after resuming streams belongs to the root context, not to the
     /// last stream resumed).
     context: u32,
+    /// The context later hostcalls act on; switched only when a call concerns another stream.
+    effective: Cell<u32>,
 }
 
-thread_local! {
-    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
-}
+impl WasmHost {
+    fn new(context: u32) -> WasmHost {
+        WasmHost {
+            context,
+            effective: Cell::new(context),
+        }
+    }
 
-fn level(level: LogLevel) -> ProxyLevel {
-    match level {
-        LogLevel::Debug => ProxyLevel::Debug,
-        LogLevel::Info => ProxyLevel::Info,
-        LogLevel::Warn => ProxyLevel::Warn,
-        LogLevel::Error => ProxyLevel::Error,
-        LogLevel::Critical => ProxyLevel::Critical,
+    /// Makes `context` the effective one (one hostcall, only when it is not already).
+    fn on(&self, context: u32) -> bool {
+        if self.effective.get() == context {
+            return true;
+        }
+        let ok = abi::set_effective_context(context).is_ok();
+        if ok {
+            self.effective.set(context);
+        }
+        ok
     }
 }
 
@@ -62,27 +97,25 @@ fn metric_id(kind: MetricKind, name: &str) -> Option<u32> {
             return Some(*id);
         }
         let t = match kind {
-            MetricKind::Counter => MetricType::Counter,
-            MetricKind::Gauge | MetricKind::GaugeAdd => MetricType::Gauge,
-            MetricKind::Histogram => MetricType::Histogram,
+            MetricKind::Counter => 0,
+            MetricKind::Gauge | MetricKind::GaugeAdd => 1,
+            MetricKind::Histogram => 2,
         };
-        let id = hostcalls::define_metric(t, &full).ok()?;
+        let id = abi::define_metric(t, &full).ok()?;
         m.insert(full, id);
         Some(id)
     })
 }
 
-/// A stream's header map with lowercase names; values that are not UTF-8 are converted lossily
-/// (the SDK's `get_map` would panic on them).
-fn header_map(stream: StreamId, map: MapType) -> Vec<(String, String)> {
-    let _ = hostcalls::set_effective_context(stream);
-    hostcalls::get_map_bytes(map)
+/// A header map with lowercase names; values that are not UTF-8 are converted lossily.
+fn header_map(map: abi::Map) -> Vec<(String, String)> {
+    abi::get_map(map)
         .map(|pairs| {
             pairs
                 .into_iter()
                 .map(|(k, v)| {
                     (
-                        k.to_ascii_lowercase(),
+                        String::from_utf8_lossy(&k).to_ascii_lowercase(),
                         String::from_utf8_lossy(&v).into_owned(),
                     )
                 })
@@ -91,40 +124,32 @@ fn header_map(stream: StreamId, map: MapType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Sets or removes one header of a stream's map.
-fn set_header(stream: StreamId, map: MapType, name: &str, value: Option<&str>) {
-    let _ = hostcalls::set_effective_context(stream);
-    let _ = hostcalls::set_map_value(map, name, value);
-}
-
-/// The first `size` bytes of a stream's buffered body.
-fn read_buffer(stream: StreamId, buffer: BufferType, size: usize) -> Option<Vec<u8>> {
-    let _ = hostcalls::set_effective_context(stream);
-    hostcalls::get_buffer(buffer, 0, size).ok().flatten()
+fn set_header(map: abi::Map, name: &str, value: Option<&str>) {
+    let _ = match value {
+        Some(v) => abi::replace_header(map, name, v),
+        None => abi::remove_header(map, name),
+    };
 }
 
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        abi::now_nanos().map(|n| n / 1_000_000).unwrap_or(0)
     }
 
-    fn log(&self, l: LogLevel, message: &str) {
-        let _ = hostcalls::log(level(l), message);
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = abi::log(level_number(level), message);
+    }
+
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        LOG_LEVEL.with(|l| l.get()) <= level_number(level)
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Some((value, cas)),
-            _ => None,
-        }
+        abi::get_shared(key).ok().flatten()
     }
 
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+        abi::set_shared(key, value, cas.unwrap_or(0)).is_ok()
     }
 
     fn http_call(
@@ -134,74 +159,112 @@ impl Host for WasmHost {
         body: Option<&[u8]>,
         timeout_ms: u64,
     ) -> Option<u32> {
-        let _ = hostcalls::set_effective_context(self.context);
-        hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
-            body,
-            Vec::new(),
-            Duration::from_millis(timeout_ms),
-        )
-        .ok()
+        if !self.on(self.context) {
+            return None;
+        }
+        let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+        abi::http_call(cluster, headers, body, timeout).ok()
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        header_map(stream, MapType::HttpRequestHeaders)
+        if !self.on(stream) {
+            return Vec::new();
+        }
+        header_map(abi::Map::Request)
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        set_header(stream, MapType::HttpRequestHeaders, name, value);
+        if self.on(stream) {
+            set_header(abi::Map::Request, name, value);
+        }
     }
 
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        read_buffer(stream, BufferType::HttpRequestBody, size)
+        if !self.on(stream) {
+            return None;
+        }
+        abi::get_buffer(abi::Buffer::RequestBody, 0, size)
+            .ok()
+            .flatten()
     }
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
-        let _ = hostcalls::set_effective_context(stream);
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        if !self.on(stream) {
+            return None;
+        }
+        abi::get_property(path).ok().flatten()
     }
 
     fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
-        if hostcalls::set_effective_context(stream).is_ok() {
-            set_property(key, value);
+        if self.on(stream) {
+            let _ = abi::set_property(key, value);
         }
     }
 
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
-        let _ = hostcalls::set_effective_context(stream);
+        if !self.on(stream) {
+            return;
+        }
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+        if abi::send_local_response(u32::from(reply.status), &headers, &reply.body, "fhirgate")
             .is_err()
         {
-            let _ = hostcalls::log(ProxyLevel::Error, "could not send the local reply");
+            let _ = abi::log(4, "fhirgate: could not send the local reply; resetting");
+            let _ = abi::close_stream(abi::Stream::Request);
         }
     }
 
     fn resume(&self, stream: StreamId) {
-        let _ = hostcalls::set_effective_context(stream);
-        let _ = hostcalls::resume_http_request();
+        if self.on(stream) {
+            let _ = abi::continue_stream(abi::Stream::Request);
+        }
+    }
+
+    fn resume_response(&self, stream: StreamId) {
+        if self.on(stream) {
+            let _ = abi::continue_stream(abi::Stream::Response);
+        }
+    }
+
+    fn reset_response(&self, stream: StreamId) {
+        if self.on(stream) {
+            let _ = abi::close_stream(abi::Stream::Response);
+        }
     }
 
     fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
-        header_map(stream, MapType::HttpResponseHeaders)
+        if !self.on(stream) {
+            return Vec::new();
+        }
+        header_map(abi::Map::Response)
     }
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
-        set_header(stream, MapType::HttpResponseHeaders, name, value);
+        if self.on(stream) {
+            set_header(abi::Map::Response, name, value);
+        }
     }
 
     fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
-        read_buffer(stream, BufferType::HttpResponseBody, size)
+        if !self.on(stream) {
+            return None;
+        }
+        abi::get_buffer(abi::Buffer::ResponseBody, 0, size)
+            .ok()
+            .flatten()
     }
 
     fn set_response_body(&self, stream: StreamId, body: &[u8]) {
-        let _ = hostcalls::set_effective_context(stream);
-        let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, usize::MAX, body);
+        if self.on(stream)
+            && abi::set_buffer(abi::Buffer::ResponseBody, 0, usize::MAX, body).is_err()
+        {
+            // The body could not be replaced: never let the unchecked one through.
+            let _ = abi::close_stream(abi::Stream::Response);
+        }
     }
 
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {
@@ -209,40 +272,22 @@ impl Host for WasmHost {
             return;
         };
         let _ = match kind {
-            MetricKind::Counter | MetricKind::GaugeAdd => hostcalls::increment_metric(id, value),
+            MetricKind::Counter | MetricKind::GaugeAdd => abi::increment_metric(id, value),
             MetricKind::Gauge | MetricKind::Histogram => {
-                hostcalls::record_metric(id, u64::try_from(value).unwrap_or(0))
+                abi::record_metric(id, u64::try_from(value).unwrap_or(0))
             }
         };
     }
 }
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    /// The ABI call behind `hostcalls::set_property`, which panics on any status but `Ok`
-    /// (e.g. `NotFound` outside a stream): fhirgate calls it directly and ignores the status.
-    fn proxy_set_property(
-        path_data: *const u8,
-        path_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> u32;
-}
-
-/// Sets the one-segment property `key` of the current stream (Envoy: filter state `wasm.<key>`).
-fn set_property(key: &str, value: &str) {
-    // SAFETY: both pointers and lengths come from live `&str`s the host only reads during the call.
-    let _status =
-        unsafe { proxy_set_property(key.as_ptr(), key.len(), value.as_ptr(), value.len()) };
-}
-
+/// The answer to a callout, read from the host (`Failed` when it did not answer).
 fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
     if num_headers == 0 {
         return CalloutResult::Failed;
     }
-    let status = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
+    let status = abi::get_map(abi::Map::CalloutResponse)
         .ok()
-        .and_then(|h| h.into_iter().find(|(k, _)| k == ":status"))
+        .and_then(|h| h.into_iter().find(|(k, _)| k == b":status"))
         .and_then(|(_, v)| {
             std::str::from_utf8(&v)
                 .ok()
@@ -254,7 +299,7 @@ fn callout_result(num_headers: usize, body_size: usize) -> CalloutResult {
     if body_size > MAX_CALLOUT_BODY {
         return CalloutResult::Failed;
     }
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+    let body = abi::get_buffer(abi::Buffer::CalloutResponseBody, 0, body_size)
         .ok()
         .flatten()
         .unwrap_or_default();
@@ -266,6 +311,8 @@ type SharedWorker = Rc<RefCell<Worker>>;
 struct Root {
     id: u32,
     worker: Option<SharedWorker>,
+    /// The configuration, also held apart from the worker: a busy answer needs its realm.
+    config: Option<Rc<Config>>,
 }
 
 impl ProxyContext for Root {
@@ -279,7 +326,7 @@ impl ProxyContext for Root {
         let result = callout_result(num_headers, body_size);
         if let Some(worker) = &self.worker {
             if let Ok(mut w) = worker.try_borrow_mut() {
-                w.on_callout_response(&WasmHost { context: self.id }, token, result);
+                w.on_callout_response(&WasmHost::new(self.id), token, result);
             }
         }
     }
@@ -287,41 +334,46 @@ impl ProxyContext for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+        let bytes = abi::get_buffer(abi::Buffer::PluginConfiguration, 0, size)
             .ok()
             .flatten()
             .unwrap_or_default();
+        refresh_log_level();
         match Config::from_json(&bytes) {
             Ok(config) => {
                 let digest = Sha256::digest(&bytes);
                 let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
                 let worker = Worker::new(config, &id);
-                let tick = Duration::from_millis(worker.tick_period_ms());
+                let tick = u32::try_from(worker.tick_period_ms()).unwrap_or(1000);
+                self.config = Some(worker.shared_config());
                 self.worker = Some(Rc::new(RefCell::new(worker)));
-                let _ = hostcalls::set_tick_period(tick);
-                let _ = hostcalls::log(ProxyLevel::Info, "configuration loaded");
+                let _ = abi::set_tick_period(tick);
+                let _ = abi::log(2, "fhirgate: configuration loaded");
                 true
             }
             Err(e) => {
-                let _ = hostcalls::log(ProxyLevel::Critical, &e.to_string());
+                let _ = abi::log(5, &e.to_string());
                 false
             }
         }
     }
 
     fn on_tick(&mut self) {
+        refresh_log_level();
         if let Some(worker) = &self.worker {
             if let Ok(mut w) = worker.try_borrow_mut() {
-                w.on_tick(&WasmHost { context: self.id });
+                w.on_tick(&WasmHost::new(self.id));
             }
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let worker = self.worker.clone()?;
+        let config = self.config.clone()?;
         Some(Box::new(Http {
             id: context_id,
             worker,
+            config,
         }))
     }
 
@@ -333,6 +385,7 @@ impl RootContext for Root {
 struct Http {
     id: StreamId,
     worker: SharedWorker,
+    config: Rc<Config>,
 }
 
 fn to_proxy(action: Action) -> ProxyAction {
@@ -340,36 +393,6 @@ fn to_proxy(action: Action) -> ProxyAction {
         Action::Continue => ProxyAction::Continue,
         Action::Pause => ProxyAction::Pause,
     }
-}
-
-/// Answers 503 when the worker is busy (re-entrancy should not happen; fail closed if it does).
-fn busy(stream: StreamId) -> ProxyAction {
-    let reply = crate::outcome::Denial::new(
-        crate::outcome::DenyKind::Unavailable,
-        "internal.busy",
-        "the gateway is busy; retry later",
-    )
-    .to_reply("fhirgate", 1);
-    WasmHost { context: stream }.send_reply(stream, &reply);
-    ProxyAction::Pause
-}
-
-/// Replaces a response with 502 when the worker is busy: it might have needed a check.
-fn busy_response(stream: StreamId) -> ProxyAction {
-    let reply = crate::outcome::Denial::new(
-        crate::outcome::DenyKind::BadGateway,
-        "internal.busy",
-        "the gateway could not check the response",
-    )
-    .to_reply("fhirgate", 1);
-    let host = WasmHost { context: stream };
-    host.set_response_header(stream, ":status", Some("502"));
-    host.set_response_header(stream, "content-length", None);
-    for (name, value) in &reply.headers {
-        host.set_response_header(stream, name, Some(value));
-    }
-    host.set_response_body(stream, &reply.body);
-    ProxyAction::Continue
 }
 
 impl ProxyContext for Http {
@@ -382,42 +405,46 @@ impl ProxyContext for Http {
     ) {
         let result = callout_result(num_headers, body_size);
         if let Ok(mut w) = self.worker.try_borrow_mut() {
-            w.on_callout_response(&WasmHost { context: self.id }, token, result);
+            w.on_callout_response(&WasmHost::new(self.id), token, result);
         }
     }
 
     fn on_done(&mut self) -> bool {
         if let Ok(mut w) = self.worker.try_borrow_mut() {
-            w.on_stream_done(&WasmHost { context: self.id }, self.id);
+            w.on_stream_done(&WasmHost::new(self.id), self.id);
         }
         true
     }
 }
 
 impl Http {
-    /// Runs one stream callback on the worker, or answers `busy` when the worker is already
-    /// borrowed (fail closed).
+    /// Runs one stream callback on the worker; when the worker is already borrowed
+    /// (re-entrancy, which should not happen) the stream is answered busy: fail closed.
     fn run(
         &self,
-        busy: fn(StreamId) -> ProxyAction,
+        direction: Direction,
         f: impl FnOnce(&mut Worker, &WasmHost, StreamId) -> Action,
     ) -> ProxyAction {
+        let host = WasmHost::new(self.id);
         match self.worker.try_borrow_mut() {
-            Ok(mut w) => to_proxy(f(&mut w, &WasmHost { context: self.id }, self.id)),
-            Err(_) => busy(self.id),
+            Ok(mut w) => to_proxy(f(&mut w, &host, self.id)),
+            Err(_) => {
+                host.send_reply(self.id, &busy_reply(&self.config, direction));
+                ProxyAction::Pause
+            }
         }
     }
 }
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> ProxyAction {
-        self.run(busy, |w, host, id| {
+        self.run(Direction::Request, |w, host, id| {
             w.on_request_headers(host, id, end_of_stream)
         })
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
-        self.run(busy, |w, host, id| {
+        self.run(Direction::Request, |w, host, id| {
             w.on_request_body(host, id, body_size, end_of_stream)
         })
     }
@@ -427,13 +454,13 @@ impl HttpContext for Http {
         _num_headers: usize,
         end_of_stream: bool,
     ) -> ProxyAction {
-        self.run(busy_response, |w, host, id| {
+        self.run(Direction::Response, |w, host, id| {
             w.on_response_headers(host, id, end_of_stream)
         })
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> ProxyAction {
-        self.run(busy_response, |w, host, id| {
+        self.run(Direction::Response, |w, host, id| {
             w.on_response_body(host, id, body_size, end_of_stream)
         })
     }

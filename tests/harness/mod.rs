@@ -49,19 +49,68 @@ pub enum Outcome {
     Replied(LocalReply),
 }
 
+/// How the simulated Envoy treats a headers callback that pauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvoyMode {
+    /// `allow_on_headers_stop_iteration: true`: the body still reaches the filter (full mode).
+    StopIteration,
+    /// Envoy's default: a paused headers callback stops the body too, until resumed (safe mode).
+    StopAll,
+}
+
+/// What the upstream (the FHIR server) saw of a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamSaw {
+    /// The request headers reached it.
+    pub headers: bool,
+    /// The whole request (its body included) reached it.
+    pub complete: bool,
+    /// The upstream request was reset (the filter answered after the headers had gone on).
+    pub reset: bool,
+}
+
+/// What the client received of a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientView {
+    /// Status of the response headers the client got (0 when none).
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The response was cut off after its headers (a reset): the client never got a whole answer.
+    pub reset: bool,
+}
+
 #[derive(Debug, Default)]
 struct SimStream {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     source: String,
     reply: Option<LocalReply>,
+    /// The filter asked to resume the request.
     resumed: bool,
+    /// The request completed upstream.
     continued: bool,
-    /// The body waits for the paused headers to be resumed (as in Envoy's proxy-wasm host).
+    /// The body waits for the paused headers to be resumed (Envoy's default, `StopAll`).
     body_pending: bool,
+    /// The filter's body callback answered pause: the body waits for a resume.
+    body_held: bool,
     has_body: bool,
+    /// The request headers reached the upstream.
+    headers_up: bool,
+    /// The upstream request was reset.
+    upstream_reset: bool,
     response_headers: Vec<(String, String)>,
     response_body: Vec<u8>,
+    /// The response phase began (a local reply now replaces or resets the response).
+    responding: bool,
+    /// The response headers reached the client.
+    response_headers_sent: bool,
+    /// The filter asked to resume the response.
+    response_resumed: bool,
+    /// The filter reset the response.
+    response_reset: bool,
+    /// A local reply sent during the response phase.
+    response_reply: Option<LocalReply>,
     /// Access-log values the filter set (`set_filter_state`).
     filter_state: BTreeMap<String, String>,
 }
@@ -78,6 +127,20 @@ pub struct Sim {
     pub metrics: RefCell<BTreeMap<String, i64>>,
     /// When set, `http_call` refuses (as with an unknown cluster).
     pub refuse_callouts: Cell<bool>,
+    /// Hostcalls made through the `Host` trait, by method name.
+    pub hostcalls: RefCell<BTreeMap<&'static str, u64>>,
+    /// How a paused headers callback is treated.
+    pub mode: Cell<Option<EnvoyMode>>,
+}
+
+impl Sim {
+    fn count(&self, call: &'static str) {
+        *self.hostcalls.borrow_mut().entry(call).or_insert(0) += 1;
+    }
+
+    fn mode(&self) -> EnvoyMode {
+        self.mode.get().unwrap_or(EnvoyMode::StopIteration)
+    }
 }
 
 /// Replaces every value of `name` with `value` (or removes it).
@@ -110,10 +173,12 @@ impl SimHost<'_> {
 
 impl Host for SimHost<'_> {
     fn now_ms(&self) -> u64 {
+        self.sim.count("now_ms");
         self.sim.now_ms.get()
     }
 
     fn log(&self, level: LogLevel, message: &str) {
+        self.sim.count("log");
         self.sim
             .logs
             .borrow_mut()
@@ -121,10 +186,12 @@ impl Host for SimHost<'_> {
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.sim.count("shared_get");
         self.sim.shared.borrow().get(key).cloned()
     }
 
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.sim.count("shared_set");
         let mut shared = self.sim.shared.borrow_mut();
         let current = shared.get(key).map(|(_, v)| *v);
         if let Some(cas) = cas {
@@ -164,21 +231,25 @@ impl Host for SimHost<'_> {
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        self.sim.count("request_headers");
         self.stream(stream, |s| s.headers.clone())
             .unwrap_or_default()
     }
 
     fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        self.sim.count("set_request_header");
         self.stream_mut(stream, |s| {
             replace_header(&mut s.headers, name, value);
         });
     }
 
     fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        self.sim.count("request_body");
         self.stream(stream, |s| s.body.iter().take(size).copied().collect())
     }
 
     fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
+        self.sim.count("property");
         match path {
             ["source", "address"] => self.stream(stream, |s| s.source.clone().into_bytes()),
             _ => None,
@@ -186,48 +257,87 @@ impl Host for SimHost<'_> {
     }
 
     fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
+        self.sim.count("set_filter_state");
         self.stream_mut(stream, |s| {
             s.filter_state.insert(key.to_string(), value.to_string());
         });
     }
 
     fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
+        self.sim.count("send_reply");
         self.stream_mut(stream, |s| {
+            if s.responding {
+                // Envoy: a local reply before the response headers went out replaces the
+                // response; after, it can only reset the stream.
+                assert!(
+                    s.response_reply.is_none(),
+                    "two local replies on one response"
+                );
+                if s.response_headers_sent {
+                    s.response_reset = true;
+                } else {
+                    s.response_reply = Some(reply.clone());
+                }
+                return;
+            }
             assert!(s.reply.is_none(), "two local replies on one stream");
             s.reply = Some(reply.clone());
+            if s.headers_up {
+                s.upstream_reset = true;
+            }
         });
     }
 
     fn resume(&self, stream: StreamId) {
+        self.sim.count("resume");
         self.stream_mut(stream, |s| {
             s.resumed = true;
         });
     }
 
+    fn resume_response(&self, stream: StreamId) {
+        self.sim.count("resume_response");
+        self.stream_mut(stream, |s| {
+            s.response_resumed = true;
+        });
+    }
+
+    fn reset_response(&self, stream: StreamId) {
+        self.sim.count("reset_response");
+        self.stream_mut(stream, |s| {
+            s.response_reset = true;
+        });
+    }
+
     fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        self.sim.count("response_headers");
         self.stream(stream, |s| s.response_headers.clone())
             .unwrap_or_default()
     }
 
     fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        self.sim.count("set_response_header");
         self.stream_mut(stream, |s| {
             replace_header(&mut s.response_headers, name, value);
         });
     }
 
     fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        self.sim.count("response_body");
         self.stream(stream, |s| {
             s.response_body.iter().take(size).copied().collect()
         })
     }
 
     fn set_response_body(&self, stream: StreamId, body: &[u8]) {
+        self.sim.count("set_response_body");
         self.stream_mut(stream, |s| {
             s.response_body = body.to_vec();
         });
     }
 
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {
+        self.sim.count("metric");
         let mut m = self.sim.metrics.borrow_mut();
         let e = m.entry(name.to_string()).or_insert(0);
         match kind {
@@ -294,6 +404,13 @@ impl Harness {
     /// Loads `config` into `workers` simulated worker VMs at a fixed start time.
     pub fn new(config: &str, workers: usize) -> Harness {
         Harness::try_new(config, workers).unwrap_or_else(|e| panic!("configuration rejected: {e}"))
+    }
+
+    /// The same in an Envoy with the given handling of paused headers callbacks.
+    pub fn with_mode(config: &str, workers: usize, mode: EnvoyMode) -> Harness {
+        let h = Harness::new(config, workers);
+        h.sim.mode.set(Some(mode));
+        h
     }
 
     pub fn try_new(config: &str, workers: usize) -> Result<Harness, fhirgate::config::ConfigError> {
@@ -418,6 +535,7 @@ impl Harness {
             SimStream {
                 headers,
                 body: req.body.clone().unwrap_or_default(),
+                has_body: req.body.is_some(),
                 source: req.source.clone(),
                 ..SimStream::default()
             },
@@ -426,24 +544,37 @@ impl Harness {
             sim: &self.sim,
             worker,
         };
-        let w = &mut self.workers[worker];
-        let action = w.on_request_headers(&host, id, req.body.is_none());
-        let replied = self
-            .sim
-            .streams
-            .borrow()
-            .get(&id)
-            .is_some_and(|s| s.reply.is_some());
-        match (&req.body, action, replied) {
-            (_, _, true) => {}
-            (None, Action::Continue, _) => self.mark(id, |s| s.continued = true),
-            (None, Action::Pause, _) => {}
-            (Some(_), Action::Continue, _) => self.deliver_body(worker, id),
-            // A paused headers callback stops all iteration: the body comes after a resume.
-            (Some(_), Action::Pause, _) => self.mark(id, |s| s.body_pending = true),
+        let action = self.workers[worker].on_request_headers(&host, id, req.body.is_none());
+        if !self.replied(id) {
+            match (req.body.is_some(), action) {
+                (false, Action::Continue) => self.mark(id, |s| {
+                    s.headers_up = true;
+                    s.continued = true;
+                }),
+                (false, Action::Pause) => {}
+                (true, Action::Continue) => {
+                    self.mark(id, |s| s.headers_up = true);
+                    self.deliver_body(worker, id);
+                }
+                (true, Action::Pause) => match self.sim.mode() {
+                    // The body still reaches the filter while the headers wait.
+                    EnvoyMode::StopIteration => self.deliver_body(worker, id),
+                    // A paused headers callback stops all iteration: the body comes after a
+                    // resume.
+                    EnvoyMode::StopAll => self.mark(id, |s| s.body_pending = true),
+                },
+            }
         }
         self.pump(worker);
         id
+    }
+
+    fn replied(&self, id: StreamId) -> bool {
+        self.sim
+            .streams
+            .borrow()
+            .get(&id)
+            .is_some_and(|s| s.reply.is_some())
     }
 
     fn mark(&self, id: StreamId, f: impl FnOnce(&mut SimStream)) {
@@ -460,39 +591,55 @@ impl Harness {
             .get(&id)
             .map(|s| s.body.len())
             .unwrap_or(0);
-        self.mark(id, |s| {
-            s.body_pending = false;
-            s.has_body = true;
-        });
+        self.mark(id, |s| s.body_pending = false);
         let host = SimHost {
             sim: &self.sim,
             worker,
         };
         let action = self.workers[worker].on_request_body(&host, id, len, true);
-        let replied = self
-            .sim
-            .streams
-            .borrow()
-            .get(&id)
-            .is_some_and(|s| s.reply.is_some());
-        if action == Action::Continue && !replied {
-            self.mark(id, |s| s.continued = true);
+        if self.replied(id) {
+            return;
+        }
+        match action {
+            Action::Continue => self.mark(id, |s| {
+                s.headers_up = true;
+                s.continued = true;
+            }),
+            Action::Pause => self.mark(id, |s| s.body_held = true),
         }
     }
 
-    /// Delivers bodies held behind headers that were resumed since.
+    /// Carries out the resumes the filter asked for: held headers go on (with the body behind
+    /// them), held bodies complete upstream.
     fn pump(&mut self, worker: usize) {
-        let ready: Vec<StreamId> = self
-            .sim
-            .streams
-            .borrow()
-            .iter()
-            .filter(|(_, s)| s.body_pending && s.resumed && s.reply.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ready {
-            self.mark(id, |s| s.resumed = false);
-            self.deliver_body(worker, id);
+        loop {
+            let ready: Vec<(StreamId, bool)> = self
+                .sim
+                .streams
+                .borrow()
+                .iter()
+                .filter(|(_, s)| s.resumed && s.reply.is_none())
+                .map(|(id, s)| (*id, s.body_pending))
+                .collect();
+            if ready.is_empty() {
+                return;
+            }
+            for (id, body_pending) in ready {
+                self.mark(id, |s| {
+                    s.resumed = false;
+                    s.headers_up = true;
+                });
+                if body_pending {
+                    self.deliver_body(worker, id);
+                } else {
+                    self.mark(id, |s| {
+                        if !s.has_body || s.body_held {
+                            s.body_held = false;
+                            s.continued = true;
+                        }
+                    });
+                }
+            }
         }
     }
 
@@ -508,20 +655,31 @@ impl Harness {
             return Outcome::Pending;
         };
         if let Some(r) = &s.reply {
-            assert!(
-                !s.continued && !s.resumed,
-                "a stream was both answered and forwarded"
-            );
+            assert!(!s.continued, "a stream was both answered and forwarded");
             return Outcome::Replied(r.clone());
         }
-        if s.continued || (s.resumed && !s.has_body && !s.body_pending) {
+        if s.continued {
             return Outcome::Forwarded(s.headers.clone());
         }
         Outcome::Pending
     }
 
+    /// What the upstream saw of a request: its headers, the whole request, a reset.
+    pub fn upstream_saw(&self, stream: StreamId) -> UpstreamSaw {
+        let streams = self.sim.streams.borrow();
+        let Some(s) = streams.get(&stream) else {
+            return UpstreamSaw::default();
+        };
+        UpstreamSaw {
+            headers: s.headers_up,
+            complete: s.continued,
+            reset: s.upstream_reset,
+        }
+    }
+
     /// Delivers an upstream response for a forwarded stream, headers then the whole body, and
-    /// returns what the client receives: status, headers and body.
+    /// returns what the client receives: status, headers and body (status 0 and an empty body
+    /// when the response was cut off).
     pub fn respond(
         &mut self,
         worker: usize,
@@ -529,41 +687,150 @@ impl Harness {
         status: u16,
         body: &str,
     ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        {
-            let mut streams = self.sim.streams.borrow_mut();
-            let s = streams.get_mut(&stream).expect("known stream");
-            s.response_headers = vec![
-                (":status".into(), status.to_string()),
-                ("content-type".into(), "application/fhir+json".into()),
-                ("content-length".into(), body.len().to_string()),
-            ];
-            s.response_body = body.as_bytes().to_vec();
+        let headers = vec![
+            (":status".into(), status.to_string()),
+            ("content-type".into(), "application/fhir+json".into()),
+            ("content-length".into(), body.len().to_string()),
+        ];
+        let view = self.respond_with(worker, stream, headers, body.as_bytes());
+        if view.reset {
+            return (0, view.headers, Vec::new());
         }
+        (view.status, view.headers, view.body)
+    }
+
+    /// Delivers an upstream response with the given headers and body and returns what the
+    /// client receives. In `StopAll` mode a held response stays held until the filter resumes
+    /// it: call [`Harness::release_response`] after moving the clock and ticking.
+    pub fn respond_with(
+        &mut self,
+        worker: usize,
+        stream: StreamId,
+        headers: Vec<(String, String)>,
+        body: &[u8],
+    ) -> ClientView {
+        self.mark(stream, |s| {
+            s.response_headers = headers;
+            s.response_body = body.to_vec();
+            s.responding = true;
+        });
         let host = SimHost {
             sim: &self.sim,
             worker,
         };
-        let w = &mut self.workers[worker];
-        let a = w.on_response_headers(&host, stream, body.is_empty());
-        if !body.is_empty() {
-            let b = w.on_response_body(&host, stream, body.len(), true);
-            assert_eq!(
-                b,
-                Action::Continue,
-                "the response body is never held forever"
-            );
-        } else {
-            assert_eq!(a, Action::Continue);
+        let a = self.workers[worker].on_response_headers(&host, stream, body.is_empty());
+        let replaced = self
+            .sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .is_some_and(|s| s.response_reply.is_some() || s.response_reset);
+        if !replaced {
+            match a {
+                Action::Continue => {
+                    self.mark(stream, |s| s.response_headers_sent = true);
+                    if !body.is_empty() {
+                        self.deliver_response_body(worker, stream);
+                    }
+                }
+                Action::Pause => {
+                    assert!(!body.is_empty(), "an empty response is never held");
+                    if self.sim.mode() == EnvoyMode::StopIteration {
+                        self.deliver_response_body(worker, stream);
+                    }
+                }
+            }
         }
+        self.client_view(stream)
+    }
+
+    fn deliver_response_body(&mut self, worker: usize, stream: StreamId) {
+        let len = self
+            .sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| s.response_body.len())
+            .unwrap_or(0);
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
+        let b = self.workers[worker].on_response_body(&host, stream, len, true);
+        let (reset, replied) = self
+            .sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .map(|s| (s.response_reset, s.response_reply.is_some()))
+            .unwrap_or_default();
+        assert!(
+            b == Action::Continue || reset || replied,
+            "the response body is never held forever"
+        );
+        self.mark(stream, |s| s.response_headers_sent = true);
+    }
+
+    /// A held response that the filter resumed (from the timer) goes on: its headers to the
+    /// client, then its body through the filter (`StopAll`: Envoy had it buffered).
+    pub fn release_response(&mut self, worker: usize, stream: StreamId) -> ClientView {
+        let resumed = self
+            .sim
+            .streams
+            .borrow()
+            .get(&stream)
+            .is_some_and(|s| s.response_resumed);
+        if resumed {
+            self.mark(stream, |s| {
+                s.response_resumed = false;
+                s.response_headers_sent = true;
+            });
+            self.deliver_response_body(worker, stream);
+        }
+        self.client_view(stream)
+    }
+
+    /// What the client has of the response so far.
+    pub fn client_view(&self, stream: StreamId) -> ClientView {
         let streams = self.sim.streams.borrow();
         let s = &streams[&stream];
-        let status = s
-            .response_headers
-            .iter()
-            .find(|(n, _)| n == ":status")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        (status, s.response_headers.clone(), s.response_body.clone())
+        if let Some(r) = &s.response_reply {
+            return ClientView {
+                status: r.status,
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+                reset: false,
+            };
+        }
+        let status = if s.response_headers_sent || !s.response_reset {
+            s.response_headers
+                .iter()
+                .find(|(n, _)| n == ":status")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        ClientView {
+            status,
+            headers: s.response_headers.clone(),
+            body: if s.response_reset {
+                Vec::new()
+            } else {
+                s.response_body.clone()
+            },
+            reset: s.response_reset,
+        }
+    }
+
+    /// Hostcalls made so far, by `Host` method.
+    pub fn hostcalls(&self) -> BTreeMap<&'static str, u64> {
+        self.sim.hostcalls.borrow().clone()
+    }
+
+    /// Forgets the hostcall counts.
+    pub fn reset_hostcalls(&self) {
+        self.sim.hostcalls.borrow_mut().clear();
     }
 
     /// Ends a stream (client went away or the proxy finished it).
@@ -604,8 +871,22 @@ impl Harness {
             .collect()
     }
 
-    pub fn metric(&self, name: &str) -> i64 {
+    /// A metric's value, after the workers flushed what they accumulated (the tick does that
+    /// in Envoy).
+    pub fn metric(&mut self, name: &str) -> i64 {
+        self.flush_metrics();
         self.sim.metrics.borrow().get(name).copied().unwrap_or(0)
+    }
+
+    /// Every worker hands its accumulated metrics to the host.
+    pub fn flush_metrics(&mut self) {
+        for i in 0..self.workers.len() {
+            let host = SimHost {
+                sim: &self.sim,
+                worker: i,
+            };
+            self.workers[i].flush_metrics(&host);
+        }
     }
 
     pub fn all_logs(&self) -> String {

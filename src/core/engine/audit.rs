@@ -6,19 +6,13 @@
 use super::introspect::CALLOUT_GRACE_MS;
 use super::{Callout, Worker};
 use crate::audit::ship::{Push, BATCH_CONTENT_TYPE};
-use crate::audit::{AuditRecord, AUDIT_PREFIX};
-use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
+use crate::audit::{AuditOutcome, AuditRecord, AUDIT_PREFIX};
+use crate::host::{CalloutResult, Host, LogLevel, StreamId};
+use crate::metrics::{self, Metric};
 use crate::token::VerifiedToken;
 
 /// Tick period without a collector (key refreshes, expiries).
 pub const DEFAULT_TICK_MS: u64 = 1000;
-
-/// A metric name segment: ASCII letters and digits kept, everything else `_`.
-pub(super) fn metric_segment(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
 
 fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -48,32 +42,41 @@ impl Worker {
     ) {
         let audit = &self.config.audit;
         record.apply_policy(audit, token);
-        let json = record.to_json();
-        host.log(LogLevel::Info, &format!("{AUDIT_PREFIX}{json}"));
-        host.metric(MetricKind::Counter, &record.metric_name(), 1);
-        if record.outcome == "deny" {
+        let logged = host.log_enabled(LogLevel::Info);
+        // Formatted only when it is written or shipped.
+        let json = (logged || self.shipper.is_some()).then(|| record.to_json());
+        if let (true, Some(json)) = (logged, &json) {
+            host.log(LogLevel::Info, &format!("{AUDIT_PREFIX}{json}"));
+        }
+        self.metrics.add(Metric::inc_named(record.metric_name()));
+        if record.outcome == AuditOutcome::Deny {
             if let Some(rule) = &record.rule {
-                let name = format!("rules.{}.denied", metric_segment(rule));
-                host.metric(MetricKind::Counter, &name, 1);
+                self.metrics
+                    .add(Metric::inc_named(metrics::rule_denied(rule)));
             }
         }
         for flag in &record.flags {
-            let name = format!("rules.{}.flagged", metric_segment(flag));
-            host.metric(MetricKind::Counter, &name, 1);
+            self.metrics
+                .add(Metric::inc_named(metrics::rule_flagged(flag)));
         }
         if record.break_the_glass {
-            host.metric(MetricKind::Counter, "break_the_glass_total", 1);
+            self.metrics.add(Metric::inc(metrics::BREAK_THE_GLASS));
         }
         let elapsed = host.now_ms().saturating_sub(started_ms);
         let elapsed = i64::try_from(elapsed).unwrap_or(i64::MAX);
-        host.metric(MetricKind::Histogram, "decision_ms", elapsed);
+        self.metrics
+            .add(Metric::sample(metrics::DECISION_MS, elapsed));
         if audit.access_log {
             set_access_log_values(host, stream, &record);
         }
-        if let Some(queue) = self.shipper.as_mut() {
+        if let (Some(queue), Some(json)) = (self.shipper.as_mut(), json) {
             match queue.push(json, host.now_ms()) {
-                Push::Queued => host.metric(MetricKind::GaugeAdd, "audit_queue_depth", 1),
-                Push::Dropped => host.metric(MetricKind::Counter, "audit_records_dropped_total", 1),
+                Push::Queued => self
+                    .metrics
+                    .add(Metric::gauge_add(metrics::AUDIT_QUEUE_DEPTH, 1)),
+                Push::Dropped => self
+                    .metrics
+                    .add(Metric::inc(metrics::AUDIT_RECORDS_DROPPED)),
             }
         }
     }
@@ -87,20 +90,16 @@ impl Worker {
         let now = host.now_ms();
         for (token, records) in queue.expire(now, CALLOUT_GRACE_MS) {
             self.callouts.remove(&token);
-            host.metric(MetricKind::Counter, "audit_batches_failed_total", 1);
-            host.metric(
-                MetricKind::Counter,
-                "audit_records_failed_total",
-                count(records),
-            );
+            self.metrics.add(Metric::inc(metrics::AUDIT_BATCHES_FAILED));
+            self.metrics
+                .add(Metric::count(metrics::AUDIT_RECORDS_FAILED, count(records)));
         }
         let target = queue.collector().clone();
         while let Some(batch) = queue.next_batch(now) {
-            host.metric(
-                MetricKind::GaugeAdd,
-                "audit_queue_depth",
+            self.metrics.add(Metric::gauge_add(
+                metrics::AUDIT_QUEUE_DEPTH,
                 -count(batch.records),
-            );
+            ));
             let headers = [
                 (":method", "POST"),
                 (":path", target.path.as_str()),
@@ -116,15 +115,14 @@ impl Worker {
                 Some(token) => {
                     queue.dispatched(token, &batch, now);
                     self.callouts.insert(token, Callout::AuditBatch);
-                    host.metric(MetricKind::Counter, "audit_batches_sent_total", 1);
+                    self.metrics.add(Metric::inc(metrics::AUDIT_BATCHES_SENT));
                 }
                 None => {
-                    host.metric(MetricKind::Counter, "audit_batches_failed_total", 1);
-                    host.metric(
-                        MetricKind::Counter,
-                        "audit_records_failed_total",
+                    self.metrics.add(Metric::inc(metrics::AUDIT_BATCHES_FAILED));
+                    self.metrics.add(Metric::count(
+                        metrics::AUDIT_RECORDS_FAILED,
                         count(batch.records),
-                    );
+                    ));
                     if !self.ship_failing {
                         self.ship_failing = true;
                         host.log(
@@ -148,11 +146,10 @@ impl Worker {
         };
         let ok = matches!(result, CalloutResult::Response { status, .. } if (200..300).contains(&status));
         if ok {
-            host.metric(
-                MetricKind::Counter,
-                "audit_records_shipped_total",
+            self.metrics.add(Metric::count(
+                metrics::AUDIT_RECORDS_SHIPPED,
                 count(records),
-            );
+            ));
             if self.ship_failing {
                 self.ship_failing = false;
                 host.log(
@@ -162,12 +159,9 @@ impl Worker {
             }
             return;
         }
-        host.metric(MetricKind::Counter, "audit_batches_failed_total", 1);
-        host.metric(
-            MetricKind::Counter,
-            "audit_records_failed_total",
-            count(records),
-        );
+        self.metrics.add(Metric::inc(metrics::AUDIT_BATCHES_FAILED));
+        self.metrics
+            .add(Metric::count(metrics::AUDIT_RECORDS_FAILED, count(records)));
         if !self.ship_failing {
             self.ship_failing = true;
             let why = match result {
@@ -187,7 +181,7 @@ impl Worker {
 /// resource type. Never the resource id, the patient or search values.
 fn set_access_log_values(host: &dyn Host, stream: StreamId, record: &AuditRecord) {
     let values = [
-        ("fhirgate.outcome", Some(record.outcome)),
+        ("fhirgate.outcome", Some(record.outcome.as_str())),
         ("fhirgate.reason", Some(record.reason.as_str())),
         ("fhirgate.rule", record.rule.as_deref()),
         ("fhirgate.client_id", record.client_id.as_deref()),

@@ -6,7 +6,8 @@ use std::rc::Rc;
 use super::introspect::introspects_jwts;
 use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
 use crate::config::KeySource;
-use crate::host::{Host, MetricKind};
+use crate::host::Host;
+use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::{
     classify, peek, token_hash, verify_jwt, KeySet, TokenError, TokenShape, VerifiedToken,
@@ -46,7 +47,7 @@ impl Worker {
         let now_s = host.now_ms() / 1000;
         let hash = token_hash(bearer);
         if let Some(token) = self.cache.get(&hash, now_s) {
-            host.metric(MetricKind::Counter, "token_cache_hits_total", 1);
+            self.metrics.add(Metric::inc(metrics::TOKEN_CACHE_HITS));
             return AuthStep::Ready(token);
         }
         if self.config.introspection_provider().is_some() {
@@ -61,14 +62,15 @@ impl Worker {
             &hash,
             now_s,
         ) {
-            host.metric(MetricKind::Counter, "token_shared_cache_hits_total", 1);
+            self.metrics
+                .add(Metric::inc(metrics::TOKEN_SHARED_CACHE_HITS));
             let token = Rc::new(token);
             let expires_at = token.expires_at();
             self.cache
                 .insert(hash, Rc::clone(&token), expires_at, now_s);
             return AuthStep::Ready(token);
         }
-        host.metric(MetricKind::Counter, "token_cache_misses_total", 1);
+        self.metrics.add(Metric::inc(metrics::TOKEN_CACHE_MISSES));
         match classify(bearer) {
             TokenShape::Jwe => AuthStep::Deny(token_denial(&TokenError::JweUnsupported)),
             TokenShape::Opaque => match self.config.introspection_provider() {

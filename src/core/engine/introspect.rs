@@ -13,7 +13,8 @@ use super::auth::{token_denial, AuthStep};
 use super::intro_cache::{self, SharedAnswer};
 use super::{Callout, Worker};
 use crate::config::{ClientAuth, Introspection, IntrospectionMode, Provider};
-use crate::host::{CalloutResult, Host, LogLevel, MetricKind};
+use crate::host::{CalloutResult, Host, LogLevel};
+use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::introspection::{basic_auth, form_urlencode, parse_response, request_body};
 use crate::token::{IntrospectionPolicy, TokenError, VerifiedToken};
@@ -33,14 +34,6 @@ pub(super) struct Inflight {
     started_ms: u64,
     /// The callout's timeout (ms).
     timeout_ms: u64,
-}
-
-/// The outcome of an introspection for the streams waiting on it.
-pub(super) enum IntroOutcome {
-    /// Active: every waiter goes on with this token.
-    Active(Rc<VerifiedToken>),
-    /// Refused (inactive, expired, wrong iss/aud) or unavailable: every waiter gets this denial.
-    Denied(Denial),
 }
 
 /// The 503 for an introspection endpoint that failed.
@@ -110,34 +103,32 @@ impl Worker {
         let now_ms = host.now_ms();
         let now_s = now_ms / 1000;
         if let Some(token) = self.intro_cache.get(hash, now_s) {
-            host.metric(MetricKind::Counter, "introspection_cache_hits_total", 1);
+            self.metrics
+                .add(Metric::inc(metrics::INTROSPECTION_CACHE_HITS));
             return Some(AuthStep::Ready(token));
         }
         if let Some(err) = self.intro_negative.get(hash, now_ms) {
-            host.metric(MetricKind::Counter, "introspection_cache_hits_total", 1);
-            host.metric(
-                MetricKind::Counter,
-                "introspection_negative_cache_hits_total",
-                1,
-            );
+            self.metrics
+                .add(Metric::inc(metrics::INTROSPECTION_CACHE_HITS));
+            self.metrics
+                .add(Metric::inc(metrics::INTROSPECTION_NEGATIVE_CACHE_HITS));
             return Some(AuthStep::Deny(token_denial(&err)));
         }
         let slots = self.config.shared_cache_slots;
         match intro_cache::get(host, &self.config_id, slots, hash, now_ms)? {
             SharedAnswer::Active(token, until_ms) => {
-                host.metric(MetricKind::Counter, "introspection_cache_hits_total", 1);
+                self.metrics
+                    .add(Metric::inc(metrics::INTROSPECTION_CACHE_HITS));
                 let token = Rc::new(token);
                 self.intro_cache
                     .insert(*hash, Rc::clone(&token), until_ms / 1000, now_s);
                 Some(AuthStep::Ready(token))
             }
             SharedAnswer::Refused(err, until_ms) => {
-                host.metric(MetricKind::Counter, "introspection_cache_hits_total", 1);
-                host.metric(
-                    MetricKind::Counter,
-                    "introspection_negative_cache_hits_total",
-                    1,
-                );
+                self.metrics
+                    .add(Metric::inc(metrics::INTROSPECTION_CACHE_HITS));
+                self.metrics
+                    .add(Metric::inc(metrics::INTROSPECTION_NEGATIVE_CACHE_HITS));
                 let denial = token_denial(&err);
                 self.intro_negative.insert(*hash, err, until_ms, now_ms);
                 Some(AuthStep::Deny(denial))
@@ -182,7 +173,7 @@ impl Worker {
             intro.timeout_ms,
         ) {
             Some(callout) => {
-                host.metric(MetricKind::Counter, "introspection_calls_total", 1);
+                self.metrics.add(Metric::inc(metrics::INTROSPECTION_CALLS));
                 self.callouts.insert(callout, Callout::Introspection(*hash));
                 self.intro_inflight.insert(
                     *hash,
@@ -197,7 +188,8 @@ impl Worker {
                 AuthStep::WaitIntrospection(*hash)
             }
             None => {
-                host.metric(MetricKind::Counter, "introspection_failures_total", 1);
+                self.metrics
+                    .add(Metric::inc(metrics::INTROSPECTION_FAILURES));
                 host.log(
                     LogLevel::Error,
                     &format!(
@@ -228,11 +220,10 @@ impl Worker {
             None => return,
         };
         let now_ms = host.now_ms();
-        host.metric(
-            MetricKind::Histogram,
-            "introspection_ms",
+        self.metrics.add(Metric::sample(
+            metrics::INTROSPECTION_MS,
             ms(now_ms.saturating_sub(inflight.started_ms)),
-        );
+        ));
         let config = Rc::clone(&self.config);
         let Some(provider) = config.providers.get(inflight.provider) else {
             return;
@@ -273,7 +264,7 @@ impl Worker {
                         until_ms,
                     );
                 }
-                IntroOutcome::Active(token)
+                Ok(token)
             }
             Err(TokenError::IntrospectionBadResponse) => {
                 self.introspection_failed(host, provider, "unusable body", hash);
@@ -297,7 +288,7 @@ impl Worker {
                     }
                     self.intro_negative.insert(hash, err, until_ms, now_ms);
                 }
-                IntroOutcome::Denied(denial)
+                Err(denial)
             }
         };
         self.finish_introspection_waiters(host, &hash, outcome);
@@ -311,7 +302,8 @@ impl Worker {
         what: &str,
         hash: [u8; 32],
     ) {
-        host.metric(MetricKind::Counter, "introspection_failures_total", 1);
+        self.metrics
+            .add(Metric::inc(metrics::INTROSPECTION_FAILURES));
         host.log(
             LogLevel::Warn,
             &format!(
@@ -319,11 +311,7 @@ impl Worker {
                 provider.name
             ),
         );
-        self.finish_introspection_waiters(
-            host,
-            &hash,
-            IntroOutcome::Denied(introspection_unavailable()),
-        );
+        self.finish_introspection_waiters(host, &hash, Err(introspection_unavailable()));
     }
 
     /// Abandons introspection callouts that outlived their timeout (the proxy should have failed
@@ -339,13 +327,10 @@ impl Worker {
         for hash in stale {
             if let Some(f) = self.intro_inflight.remove(&hash) {
                 self.callouts.remove(&f.callout);
-                host.metric(MetricKind::Counter, "introspection_failures_total", 1);
+                self.metrics
+                    .add(Metric::inc(metrics::INTROSPECTION_FAILURES));
             }
-            self.finish_introspection_waiters(
-                host,
-                &hash,
-                IntroOutcome::Denied(introspection_unavailable()),
-            );
+            self.finish_introspection_waiters(host, &hash, Err(introspection_unavailable()));
         }
         self.fail_orphan_introspection_waiters(host);
     }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RemoteJwks;
 use crate::host::{CalloutResult, Host, LogLevel, MetricKind};
+use crate::metrics;
 use crate::token::{Algorithm, KeySet};
 
 /// Largest JWKS document accepted.
@@ -231,7 +232,7 @@ impl RemoteKeys {
             ) {
                 Some(token) => {
                     self.inflight = Some((token, now));
-                    host.metric(MetricKind::Counter, "jwks_fetches_total", 1);
+                    host.metric(MetricKind::Counter, metrics::JWKS_FETCHES, 1);
                     FetchStart::Started(token)
                 }
                 None => {
@@ -290,7 +291,7 @@ impl RemoteKeys {
                         self.provider
                     ),
                 );
-                host.metric(MetricKind::Counter, "jwks_fetch_failures_total", 1);
+                host.metric(MetricKind::Counter, metrics::JWKS_FETCH_FAILURES, 1);
                 self.record_failure(host);
                 false
             }

@@ -1,30 +1,33 @@
-//! The request state machine: everything between the proxy's callbacks and the pure decision.
+//! The engine: the executor of each request's [`Exchange`], plus everything shared between
+//! requests — verified-token caches, JWKS key sets fetched for all workers, introspection with
+//! single flight, and the audit shipper.
 //!
 //! A [`Worker`] lives in each worker VM (one per Envoy worker thread). The glue forwards each
-//! proxy callback to it with a [`Host`]; the worker authenticates the token (cache, JWKS,
-//! callouts), waits for a body when the decision needs one, asks [`crate::decision`] what to do
-//! and carries it out: continue, answer locally, or pause until a callout answers. A stream
-//! parked on a callout is finished by whichever callback brings the answer.
+//! proxy callback to it with a [`Host`]; the worker turns the callback into an event of the
+//! stream's exchange, carries out the effects the exchange answers with (hostcalls, cache
+//! lookups, callouts) and feeds their results back as events, and returns the exchange's verdict
+//! to the proxy. A callout is tied to the streams it resumes: when it answers, exactly those
+//! streams get their event.
 
 mod audit;
 mod auth;
+mod exec;
 mod intro_cache;
 mod introspect;
 mod keys;
-mod response;
 mod shared_cache;
-mod stream;
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::audit::ship::ShipQueue;
 use crate::config::{Config, KeySource};
-use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
+use crate::exchange::{Direction, Exchange, HoldMode};
+use crate::host::{CalloutResult, Host, LogLevel, StreamId};
+use crate::metrics::{self, Metric, MetricBuffer};
 use crate::token::TokenCache;
 
 pub use keys::{FetchReason, FetchStart, RemoteKeys};
-use stream::Stream;
 
 /// What the glue tells the proxy after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,16 @@ enum Callout {
     AuditBatch,
 }
 
+/// One stream in flight: its exchange and what the proxy was last told.
+struct Slot {
+    exchange: Exchange,
+    /// The direction the last callback held (answered `Pause`), if any: an event that comes
+    /// from elsewhere (a callout, the timer) and lets the stream go on must resume it.
+    held: Option<Direction>,
+    /// When the stream began to wait for the engine (keys or introspection), if it waits.
+    waiting_since_ms: Option<u64>,
+}
+
 /// One worker VM's state: compiled configuration, key sets, token cache, streams in flight.
 pub struct Worker {
     config: Rc<Config>,
@@ -59,12 +72,21 @@ pub struct Worker {
     /// Introspection callouts in flight, by token hash (single flight per worker).
     intro_inflight: HashMap<[u8; 32], introspect::Inflight>,
     callouts: HashMap<u32, Callout>,
-    streams: HashMap<StreamId, Stream>,
-    responses: HashMap<StreamId, response::PendingResponse>,
+    streams: HashMap<StreamId, Slot>,
+    /// Streams waiting for provider `i`'s keys.
+    key_waiters: HashMap<usize, Vec<StreamId>>,
+    /// Streams waiting for the introspection of a token (by its SHA-256).
+    intro_waiters: HashMap<[u8; 32], Vec<StreamId>>,
     /// Audit records waiting for the collector, when one is configured.
     shipper: Option<ShipQueue>,
     /// The collector is failing (logged once per episode).
     ship_failing: bool,
+    /// How the proxy treats held headers callbacks, as learned so far.
+    mode: HoldMode,
+    /// Safe mode was reported in the log (once per worker).
+    mode_logged: bool,
+    /// Metric updates waiting for the next flush.
+    metrics: MetricBuffer,
 }
 
 impl Worker {
@@ -93,7 +115,11 @@ impl Worker {
             remote_keys,
             callouts: HashMap::new(),
             streams: HashMap::new(),
-            responses: HashMap::new(),
+            key_waiters: HashMap::new(),
+            intro_waiters: HashMap::new(),
+            mode: HoldMode::Unknown,
+            mode_logged: false,
+            metrics: MetricBuffer::default(),
         }
     }
 
@@ -102,13 +128,24 @@ impl Worker {
         &self.config
     }
 
+    /// The configuration, shared (the glue keeps it to answer when the worker is busy).
+    pub fn shared_config(&self) -> Rc<Config> {
+        Rc::clone(&self.config)
+    }
+
+    /// What this worker knows about the proxy's handling of held headers.
+    pub fn hold_mode(&self) -> HoldMode {
+        self.mode
+    }
+
     /// Periodic work: pick up key sets other workers fetched, start due refreshes, finish streams
-    /// that waited on another worker's fetch, and give up on streams whose wait expired (key
-    /// fetches and introspection callouts that never answered), and send the audit batches due.
+    /// that waited on another worker's fetch, give up on waits that outlived their bound, probe
+    /// holds (see [`HoldMode`]), and send the audit batches due.
     pub fn on_tick(&mut self, host: &dyn Host) {
         // First, while the tick's own (root) context is the one in effect: a callout dispatched
         // after a stream was finished here would belong to that stream, and end with it.
         self.flush_audit(host);
+        self.sync_mode(host);
         let now = host.now_ms();
         for i in 0..self.remote_keys.len() {
             let Some(Some(keys)) = self.remote_keys.get_mut(i) else {
@@ -121,11 +158,10 @@ impl Worker {
                 }
             }
             if let Some(age) = keys.age_secs(now) {
-                host.metric(
-                    MetricKind::Gauge,
-                    "jwks_age_seconds",
+                self.metrics.add(Metric::gauge(
+                    metrics::JWKS_AGE_SECONDS,
                     i64::try_from(age).unwrap_or(i64::MAX),
-                );
+                ));
             }
             let fetching = keys.fetching_here();
             if changed || !fetching {
@@ -133,6 +169,16 @@ impl Worker {
             }
         }
         self.expire_introspections(host);
+        self.timer_streams(host);
+        self.flush_metrics(host);
+    }
+
+    /// Hands the metric updates accumulated since the last flush to the host (the tick does
+    /// this every period; tests call it before reading metrics).
+    pub fn flush_metrics(&mut self, host: &dyn Host) {
+        for m in self.metrics.drain() {
+            host.metric(m.kind, &m.name, m.value);
+        }
     }
 
     /// Handles the answer to a callout this worker started (on any of its contexts).
@@ -165,24 +211,11 @@ impl Worker {
         }
     }
 
-    /// Forgets a finished stream. A request that was allowed but whose response never came
-    /// (upstream reset, client gone) still gets its audit record.
-    pub fn on_stream_done(&mut self, host: &dyn Host, stream: StreamId) {
-        self.streams.remove(&stream);
-        if let Some(p) = self.responses.remove(&stream) {
-            let record = crate::audit::AuditRecord::new(
-                host.now_ms(),
-                &p.info,
-                Some(&p.token),
-                &p.decision,
-                0,
-            );
-            self.write_audit(host, stream, record, Some(&p.token), p.started_ms);
-        }
-    }
-
-    /// Number of streams this worker is tracking (paused or waiting for a body).
+    /// Number of streams whose request is still undecided (waiting for a token or a body).
     pub fn streams_in_flight(&self) -> usize {
-        self.streams.len()
+        self.streams
+            .values()
+            .filter(|s| s.exchange.is_undecided())
+            .count()
     }
 }
