@@ -6,7 +6,7 @@
 //! Memory the host returns was allocated through the SDK's `proxy_on_memory_allocate` (a boxed
 //! byte slice of exactly the requested size) and is taken back here with the same layout.
 
-use std::ptr::{null, null_mut};
+use std::ptr::null_mut;
 
 /// A status other than `Ok` (0), as the host returned it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,19 +122,6 @@ extern "C" {
         headers: *const u8,
         headers_size: usize,
         grpc_status: i32,
-    ) -> u32;
-    #[allow(clippy::too_many_arguments)]
-    fn proxy_http_call(
-        upstream: *const u8,
-        upstream_size: usize,
-        headers: *const u8,
-        headers_size: usize,
-        body: *const u8,
-        body_size: usize,
-        trailers: *const u8,
-        trailers_size: usize,
-        timeout_ms: u32,
-        token: *mut u32,
     ) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
@@ -323,35 +310,6 @@ pub fn send_local_response(
             -1,
         )
     })
-}
-
-/// Starts an HTTP callout; returns its token.
-pub fn http_call(
-    cluster: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-    timeout_ms: u32,
-) -> Result<u32, Status> {
-    let headers = encode_map(headers);
-    let trailers = encode_map(&[]);
-    let mut token = 0u32;
-    let (body_ptr, body_len) = body.map_or((null(), 0), |b| (b.as_ptr(), b.len()));
-    // SAFETY: every slice is live for the call and only read; `token` is a valid out-pointer.
-    check(unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            headers.as_ptr(),
-            headers.len(),
-            body_ptr,
-            body_len,
-            trailers.as_ptr(),
-            trailers.len(),
-            timeout_ms,
-            &mut token,
-        )
-    })?;
-    Ok(token)
 }
 
 /// Defines a metric (0 counter, 1 gauge, 2 histogram); returns its id.

@@ -162,8 +162,17 @@ impl Host for WasmHost {
         if !self.on(self.context) {
             return None;
         }
-        let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
-        abi::http_call(cluster, headers, body, timeout).ok()
+        // The SDK's call, not `abi`: its dispatcher routes the answer by the token it records
+        // here. It panics only on a status Envoy's `httpCall` never returns (Envoy answers Ok,
+        // BadArgument for an unknown cluster or missing pseudo-headers, InternalFailure).
+        proxy_wasm::hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            body,
+            Vec::new(),
+            std::time::Duration::from_millis(timeout_ms),
+        )
+        .ok()
     }
 
     fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {

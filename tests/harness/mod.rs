@@ -802,7 +802,7 @@ impl Harness {
                 reset: false,
             };
         }
-        let status = if s.response_headers_sent || !s.response_reset {
+        let status = if s.response_headers_sent {
             s.response_headers
                 .iter()
                 .find(|(n, _)| n == ":status")

@@ -1,1 +1,641 @@
+//! The state machine driven by hand: events in, effects and verdicts out, no host.
 
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::Config;
+use crate::token::{TokenKind, VerifiedToken};
+
+const T0: u64 = 1_790_000_000_000;
+
+fn config(extra: Value) -> Rc<Config> {
+    let mut cfg = json!({
+        "fhir": {"basePath": "/fhir"},
+        "providers": [{
+            "name": "t", "issuer": "https://idp.example.org",
+            "audiences": ["https://fhir.example.org/fhir"],
+            "jwks": {"inline": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}
+        }],
+        "forward": {"headers": {"x-fhirgate-subject": "subject"}}
+    });
+    if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    Rc::new(Config::from_json(cfg.to_string().as_bytes()).unwrap())
+}
+
+fn token(scope: &str, patient: Option<&str>) -> Rc<VerifiedToken> {
+    let cfg = config(json!({}));
+    let mut claims = json!({"iss": "https://idp.example.org", "sub": "alice", "scope": scope});
+    if let Some(p) = patient {
+        claims["patient"] = json!(p);
+    }
+    let Value::Object(map) = claims else {
+        unreachable!()
+    };
+    Rc::new(VerifiedToken::for_policy_test(
+        TokenKind::Jwt,
+        map,
+        &cfg.claim_names,
+    ))
+}
+
+fn headers(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = vec![
+        (":method".to_string(), method.to_string()),
+        (":path".to_string(), path.to_string()),
+        (":authority".to_string(), "fhir.example.org".to_string()),
+    ];
+    h.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    h
+}
+
+fn request(ex: &mut Exchange, h: Vec<(String, String)>, eos: bool) -> (Verdict, Vec<Effect>) {
+    let mut out = Vec::new();
+    let v = ex.handle(
+        Event::RequestHeaders {
+            headers: h,
+            end_of_stream: eos,
+            connection: Connection {
+                source: "10.0.0.1:5000".into(),
+            },
+        },
+        T0,
+        &mut out,
+    );
+    (v, out)
+}
+
+fn feed(ex: &mut Exchange, event: Event, now: u64) -> (Verdict, Vec<Effect>) {
+    let mut out = Vec::new();
+    let v = ex.handle(event, now, &mut out);
+    (v, out)
+}
+
+fn audits(out: &[Effect]) -> Vec<&AuditRecord> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::Audit(r, _, _) => Some(&**r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reply(out: &[Effect]) -> Option<&LocalReply> {
+    out.iter().find_map(|e| match e {
+        Effect::Reply(r) => Some(r),
+        _ => None,
+    })
+}
+
+fn set_headers(out: &[Effect]) -> Vec<(&str, &str)> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::SetRequestHeader(n, v) => Some((n.as_str(), v.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn removed(out: &[Effect]) -> Vec<&str> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::RemoveRequestHeader(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has(out: &[Effect], f: impl Fn(&Effect) -> bool) -> bool {
+    out.iter().any(f)
+}
+
+const BEARER: (&str, &str) = ("authorization", "Bearer abc.def.ghi");
+
+#[test]
+fn a_read_asks_for_authentication_and_holds_then_goes_on_with_identity_headers() {
+    let cfg = config(json!({"consent": {"enforce": false}}));
+    let mut ex = Exchange::new(cfg, HoldMode::Full);
+    let (v, out) = request(
+        &mut ex,
+        headers("GET", "/fhir/Patient/123", &[BEARER]),
+        true,
+    );
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::Authenticate(c) if c.token == "abc.def.ghi")
+    ));
+    assert!(audits(&out).is_empty(), "nothing decided yet");
+    let (v, out) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("system/*.rs", None))),
+        T0 + 1,
+    );
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(set_headers(&out), [("x-fhirgate-subject", "alice")]);
+    let records = audits(&out);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].reason, "allow");
+    assert!(ex.is_done());
+}
+
+#[test]
+fn spoofed_owned_and_configured_headers_are_removed_before_anything_else() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    let h = headers(
+        "GET",
+        "/fhir/Patient/123",
+        &[
+            ("x-fhirgate-patient", "Patient/9"),
+            ("x-fhirgate-patient", "Patient/8"),
+            ("x-fhirgate-subject", "mallory"),
+        ],
+    );
+    let (_, out) = request(&mut ex, h, true);
+    assert_eq!(removed(&out), ["x-fhirgate-patient", "x-fhirgate-subject"]);
+    assert_eq!(reply(&out).map(|r| r.status), Some(401), "no credentials");
+}
+
+#[test]
+fn public_discovery_passes_without_a_token_and_is_audited() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    let (v, out) = request(&mut ex, headers("GET", "/fhir/metadata", &[]), true);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(audits(&out)[0].reason, "public.discovery");
+    assert!(!has(&out, |e| matches!(e, Effect::Authenticate(_))));
+    let mut ex = Exchange::new(
+        config(json!({"fhir": {"basePath": "/fhir", "publicDiscovery": false}})),
+        HoldMode::Full,
+    );
+    let (v, out) = request(&mut ex, headers("GET", "/fhir/metadata", &[]), true);
+    assert_eq!(v, Verdict::Pause);
+    assert_eq!(reply(&out).map(|r| r.status), Some(401));
+}
+
+#[test]
+fn refusals_are_audited_before_the_answer() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    let (v, out) = request(
+        &mut ex,
+        headers(
+            "GET",
+            "/fhir/Patient/1",
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+        ),
+        true,
+    );
+    assert_eq!(v, Verdict::Pause);
+    let audit_at = out
+        .iter()
+        .position(|e| matches!(e, Effect::Audit(..)))
+        .unwrap();
+    let reply_at = out
+        .iter()
+        .position(|e| matches!(e, Effect::Reply(_)))
+        .unwrap();
+    assert!(audit_at < reply_at);
+    assert_eq!(reply(&out).unwrap().status, 400);
+    assert!(ex.is_done());
+}
+
+#[test]
+fn a_declared_body_over_the_limit_is_refused_before_authentication() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    let h = headers(
+        "POST",
+        "/fhir/Observation",
+        &[BEARER, ("content-length", "99999999")],
+    );
+    let (_, out) = request(&mut ex, h, false);
+    assert_eq!(reply(&out).unwrap().status, 413);
+    assert!(!has(&out, |e| matches!(e, Effect::Authenticate(_))));
+}
+
+fn observation(patient: &str) -> Vec<u8> {
+    json!({"resourceType": "Observation", "status": "final",
+           "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient}")}})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn full_mode_holds_a_write_until_its_body_decides_and_learns_the_mode() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Unknown);
+    let (v, _) = request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    assert_eq!(v, Verdict::Pause);
+    // The body arrives while the headers are held: that proves full mode.
+    let body = observation("123");
+    let (v, out) = feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0 + 1,
+    );
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(&out, |e| matches!(e, Effect::Learned(HoldMode::Full))));
+    let (v, out) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0 + 2,
+    );
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::ReadRequestBody(n) if *n == body.len())
+    ));
+    assert!(
+        set_headers(&out).is_empty(),
+        "nothing goes upstream before the decision"
+    );
+    let (v, out) = feed(&mut ex, Event::RequestBodyRead(body), T0 + 3);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(set_headers(&out), [("x-fhirgate-subject", "alice")]);
+}
+
+#[test]
+fn full_mode_denies_a_foreign_write_without_releasing_anything() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0,
+    );
+    let body = observation("456");
+    let (v, out) = feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0,
+    );
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(&out, |e| matches!(e, Effect::ReadRequestBody(_))));
+    let (v, out) = feed(&mut ex, Event::RequestBodyRead(body), T0);
+    assert_eq!(v, Verdict::Pause);
+    assert_eq!(reply(&out).unwrap().status, 403);
+    assert!(set_headers(&out).is_empty());
+    assert!(!has(
+        &out,
+        |e| matches!(e, Effect::RemoveRequestHeader(n) if n == "accept-encoding")
+    ));
+}
+
+#[test]
+fn safe_mode_releases_the_headers_after_authentication_and_holds_the_body() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Safe);
+    request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    let (v, out) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0,
+    );
+    assert_eq!(v, Verdict::Continue, "headers go on");
+    assert_eq!(set_headers(&out), [("x-fhirgate-subject", "alice")]);
+    assert!(removed(&out).contains(&"accept-encoding"));
+    let (v, _) = feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: 10,
+            end_of_stream: false,
+        },
+        T0,
+    );
+    assert_eq!(v, Verdict::Pause, "the body is held");
+    let body = observation("456");
+    feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0,
+    );
+    let (v, out) = feed(&mut ex, Event::RequestBodyRead(body), T0);
+    assert_eq!(v, Verdict::Pause);
+    assert_eq!(
+        reply(&out).unwrap().status,
+        403,
+        "the upstream request is reset"
+    );
+}
+
+#[test]
+fn unknown_mode_probes_a_hold_that_sees_no_body_and_learns_safe_mode() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Unknown);
+    request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    let (v, _) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0,
+    );
+    assert_eq!(v, Verdict::Pause, "held while the mode is unknown");
+    let (v, out) = feed(&mut ex, Event::Timer, T0 + PROBE_AFTER_MS - 1);
+    assert_eq!(v, Verdict::Pause);
+    assert!(out.is_empty());
+    let (v, out) = feed(&mut ex, Event::Timer, T0 + PROBE_AFTER_MS);
+    assert_eq!(
+        v,
+        Verdict::Continue,
+        "released so Envoy can deliver the body"
+    );
+    assert_eq!(set_headers(&out), [("x-fhirgate-subject", "alice")]);
+    let body = observation("123");
+    let (_, out) = feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0 + PROBE_AFTER_MS + 1,
+    );
+    assert!(has(&out, |e| matches!(e, Effect::Learned(HoldMode::Safe))));
+    let (v, out) = feed(
+        &mut ex,
+        Event::RequestBodyRead(body),
+        T0 + PROBE_AFTER_MS + 1,
+    );
+    assert_eq!(v, Verdict::Continue);
+    assert!(
+        set_headers(&out).is_empty(),
+        "identity headers were set at the release"
+    );
+}
+
+#[test]
+fn a_known_full_mode_never_releases_a_hold_early() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0,
+    );
+    let (v, out) = feed(&mut ex, Event::Timer, T0 + 60_000);
+    assert_eq!(v, Verdict::Pause);
+    assert!(out.is_empty());
+}
+
+fn upstream(ex: &mut Exchange, scope: &str, patient: Option<&str>) {
+    upstream_at(ex, "/fhir/Observation/1", scope, patient);
+}
+
+fn upstream_at(ex: &mut Exchange, path: &str, scope: &str, patient: Option<&str>) {
+    let (_, out) = request(ex, headers("GET", path, &[BEARER]), true);
+    assert!(has(&out, |e| matches!(e, Effect::Authenticate(_))));
+    let (v, out) = feed(ex, Event::Authenticated(Ok(token(scope, patient))), T0);
+    assert_eq!(v, Verdict::Continue);
+    assert!(
+        audits(&out).is_empty(),
+        "the record waits for the response check"
+    );
+    assert!(removed(&out).contains(&"accept-encoding"));
+}
+
+fn response_headers(status: &str, extra: &[(&str, &str)]) -> Event {
+    let mut h = vec![
+        (":status".to_string(), status.to_string()),
+        (
+            "content-type".to_string(),
+            "application/fhir+json".to_string(),
+        ),
+        ("etag".to_string(), "W/\"1\"".to_string()),
+    ];
+    h.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    Event::ResponseHeaders {
+        headers: h,
+        end_of_stream: false,
+    }
+}
+
+fn bundle_of(patients: &[&str]) -> Vec<u8> {
+    let entries: Vec<Value> = patients
+        .iter()
+        .map(|p| json!({"resource": serde_json::from_slice::<Value>(&observation(p)).unwrap()}))
+        .collect();
+    json!({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+        .to_string()
+        .into_bytes()
+}
+
+fn body_events(ex: &mut Exchange, body: Vec<u8>) -> (Verdict, Vec<Effect>) {
+    let (v, out) = feed(
+        ex,
+        Event::ResponseBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0,
+    );
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::ReadResponseBody(n) if *n == body.len())
+    ));
+    feed(ex, Event::ResponseBodyRead(body), T0)
+}
+
+#[test]
+fn full_mode_holds_the_response_headers_and_refuses_a_foreign_resource_with_403() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, out) = feed(&mut ex, response_headers("200", &[]), T0);
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::SetResponseHeader(n, None) if n == "content-length")
+    ));
+    let (v, out) = body_events(&mut ex, observation("456"));
+    assert_eq!(v, Verdict::Continue);
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::SetResponseHeader(n, Some(s)) if n == ":status" && s == "403")
+    ));
+    assert!(has(
+        &out,
+        |e| matches!(e, Effect::SetResponseHeader(n, None) if n == "etag")
+    ));
+    assert!(has(&out, |e| matches!(e, Effect::ReplaceResponseBody(_))));
+    assert_eq!(audits(&out)[0].reason, "response.outside_scope");
+}
+
+#[test]
+fn safe_mode_lets_the_response_headers_go_and_cuts_a_refused_response_off() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Safe);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, _) = feed(&mut ex, response_headers("200", &[]), T0);
+    assert_eq!(v, Verdict::Continue);
+    let (v, out) = body_events(&mut ex, observation("456"));
+    assert_eq!(v, Verdict::Pause);
+    assert!(has(&out, |e| matches!(e, Effect::ResetResponse)));
+    assert!(!has(&out, |e| matches!(e, Effect::ReplaceResponseBody(_))));
+    assert_eq!(audits(&out)[0].reason, "response.outside_scope");
+}
+
+#[test]
+fn a_bundle_is_rewritten_in_both_modes() {
+    for mode in [HoldMode::Full, HoldMode::Safe] {
+        let mut ex = Exchange::new(config(json!({})), mode);
+        // `user/` access reads any patient's data: a labelled entry is what gets withheld.
+        upstream_at(&mut ex, "/fhir/Observation", "user/Observation.rs", None);
+        feed(&mut ex, response_headers("200", &[]), T0);
+        let mut bundle: Value = serde_json::from_slice(&bundle_of(&["123", "456"])).unwrap();
+        bundle["entry"][1]["resource"]["meta"] = json!({"security": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]});
+        let (v, out) = body_events(&mut ex, bundle.to_string().into_bytes());
+        assert_eq!(v, Verdict::Continue, "{mode:?}");
+        let body = out
+            .iter()
+            .find_map(|e| match e {
+                Effect::ReplaceResponseBody(b) => Some(b.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Patient/123") && !text.contains("Patient/456"));
+        assert_eq!(audits(&out)[0].withheld, 1);
+    }
+}
+
+#[test]
+fn a_compressed_answer_is_replaced_by_a_502_before_anything_is_sent() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Safe);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, out) = feed(
+        &mut ex,
+        response_headers("200", &[("content-encoding", "gzip")]),
+        T0,
+    );
+    assert_eq!(v, Verdict::Pause);
+    let replaced = out.iter().find_map(|e| match e {
+        Effect::ReplaceResponse(r) => Some(r.status),
+        _ => None,
+    });
+    assert_eq!(replaced, Some(502));
+    assert_eq!(audits(&out)[0].reason, "response.encoded");
+    assert!(ex.is_done());
+}
+
+#[test]
+fn an_oversized_answer_is_refused_in_both_modes() {
+    let cfg = config(json!({"fhir": {"basePath": "/fhir", "maxResponseBytes": 2048}}));
+    for (mode, reset) in [(HoldMode::Full, false), (HoldMode::Safe, true)] {
+        let mut ex = Exchange::new(Rc::clone(&cfg), mode);
+        upstream(&mut ex, "patient/Observation.rs", Some("123"));
+        feed(&mut ex, response_headers("200", &[]), T0);
+        let (_, out) = feed(
+            &mut ex,
+            Event::ResponseBody {
+                buffered: 4096,
+                end_of_stream: false,
+            },
+            T0,
+        );
+        assert_eq!(has(&out, |e| matches!(e, Effect::ResetResponse)), reset);
+        assert_eq!(audits(&out)[0].reason, "response.too_large");
+    }
+}
+
+#[test]
+fn upstream_errors_pass_and_are_audited() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, out) = feed(&mut ex, response_headers("404", &[]), T0);
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(audits(&out).len(), 1);
+    assert!(ex.is_done());
+}
+
+#[test]
+fn unknown_mode_releases_a_held_response_that_sees_no_body() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Unknown);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, _) = feed(&mut ex, response_headers("200", &[]), T0);
+    assert_eq!(v, Verdict::Pause);
+    let (v, _) = feed(&mut ex, Event::Timer, T0 + PROBE_AFTER_MS);
+    assert_eq!(v, Verdict::Continue);
+    let body = observation("456");
+    let (_, out) = feed(
+        &mut ex,
+        Event::ResponseBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0 + PROBE_AFTER_MS + 1,
+    );
+    assert!(has(&out, |e| matches!(e, Effect::Learned(HoldMode::Safe))));
+    let (_, out) = feed(
+        &mut ex,
+        Event::ResponseBodyRead(body),
+        T0 + PROBE_AFTER_MS + 1,
+    );
+    assert!(
+        has(&out, |e| matches!(e, Effect::ResetResponse)),
+        "headers already went: cut off"
+    );
+}
+
+#[test]
+fn a_request_whose_response_never_comes_is_still_audited() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (_, out) = feed(&mut ex, Event::Done, T0 + 5);
+    assert_eq!(audits(&out).len(), 1);
+    assert_eq!(audits(&out)[0].reason, "allow");
+}
+
+#[test]
+fn an_explained_exchange_records_its_steps_and_a_plain_one_does_not() {
+    let cfg = config(json!({"consent": {"enforce": false}}));
+    let mut plain = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+    let mut told = Exchange::explained(cfg, HoldMode::Full);
+    for ex in [&mut plain, &mut told] {
+        request(ex, headers("GET", "/fhir/Patient/123", &[BEARER]), true);
+        feed(
+            ex,
+            Event::Authenticated(Ok(token("patient/Patient.rs", Some("123")))),
+            T0,
+        );
+    }
+    assert!(plain.explanation().is_empty());
+    assert!(told.explanation().iter().any(|l| l.starts_with("token:")));
+    assert!(told.explanation().iter().any(|l| l.contains("SMART")));
+}
+
+#[test]
+fn the_busy_answers_fail_closed_with_the_configured_realm() {
+    let cfg = config(json!({"realm": "hospital"}));
+    let r = busy_reply(&cfg, Direction::Request);
+    assert_eq!(r.status, 503);
+    assert!(r.headers.iter().any(|(n, _)| n == "retry-after"));
+    assert_eq!(busy_reply(&cfg, Direction::Response).status, 502);
+}

@@ -15,6 +15,9 @@ import { request } from './http.mjs';
 export { request };
 
 /** The repository root (three levels above this file). */
+/** Longer than fhirgate's tick (1 s), which flushes its accumulated metrics to Envoy. */
+export const METRIC_FLUSH_MS = 1200;
+
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The Envoy binary: `$ENVOY_BIN` or `.venv/bin/envoy`. */
 export const ENVOY_BIN = process.env.ENVOY_BIN ?? path.join(REPO, '.venv', 'bin', 'envoy');
@@ -224,8 +227,13 @@ export class Envoy {
     return request(this.adminPort, pathName, options);
   }
 
-  /** The admin `/stats/prometheus` text. */
-  async prometheus() {
+  /**
+   * The admin `/stats/prometheus` text. fhirgate accumulates its metrics per worker and hands
+   * them to Envoy on its tick (every second): by default this waits one tick first, so the
+   * requests made just before are counted.
+   */
+  async prometheus({ flushed = true } = {}) {
+    if (flushed) await new Promise((r) => setTimeout(r, METRIC_FLUSH_MS));
     return (await this.admin('/stats/prometheus')).text;
   }
 
@@ -244,8 +252,10 @@ export class Envoy {
     return out;
   }
 
-  /** Counters and gauges as a `{ name: value }` map from admin `/stats?format=json`. */
-  async stats(filter) {
+  /** Counters and gauges as a `{ name: value }` map from admin `/stats?format=json` (after one
+   * tick of fhirgate's, as `prometheus`). */
+  async stats(filter, { flushed = true } = {}) {
+    if (flushed) await new Promise((r) => setTimeout(r, METRIC_FLUSH_MS));
     const q = filter ? `?format=json&filter=${encodeURIComponent(filter)}` : '?format=json';
     const res = await this.admin(`/stats${q}`);
     const out = {};
