@@ -179,7 +179,10 @@ fn cli_eval_explains_each_step() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("FHIR request: create Observation"), "{out}");
     assert!(out.contains("SMART: denied (insufficient_scope)"), "{out}");
-    assert!(out.contains("result: deny (403)"), "{out}");
+    assert!(
+        out.contains("result: deny (403, smart.insufficient_scope)"),
+        "{out}"
+    );
     // the policy's rules alone
     let (code, out, err) = eval(&["--rules-only"]);
     assert_eq!(code, 0, "{err}");
@@ -191,7 +194,7 @@ fn cli_eval_explains_each_step() {
         out.contains("rule 'writes-need-mfa' (deny): expression is false -> VIOLATED"),
         "{out}"
     );
-    assert!(out.contains("decision: deny (401)"), "{out}");
+    assert!(out.contains("result: deny (401, rule.step_up)"), "{out}");
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Decision {
     /// Human-readable steps, for `fhirgate eval` and debug logs (no token, no PHI beyond the
     /// request itself).
     pub trace: Vec<String>,
+    /// Whether `trace` is written (only for the policy tool's explanations).
+    pub explain: bool,
     /// The rules' input built for the request phase (absent without rules), handed on to the
     /// response phase so it is built once per request.
     pub input: Option<RuleInput>,
@@ -72,6 +74,15 @@ pub fn wants_body(method: &str, path: &str, base_path: &str) -> bool {
         || matches!(method, "POST" | "PUT" | "PATCH")
 }
 
+impl Decision {
+    /// Adds a step to the trace, formatted only when the trace is wanted.
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if self.explain {
+            self.trace.push(step());
+        }
+    }
+}
+
 /// Decides an authenticated request. `body` is the buffered request body when
 /// [`wants_body`] asked for it (`Some(&[])` for an empty one).
 pub fn decide(
@@ -80,7 +91,30 @@ pub fn decide(
     req: &RequestInfo,
     body: Option<&[u8]>,
 ) -> Decision {
-    let mut decision = Decision::default();
+    decide_with(config, token, req, body, false)
+}
+
+/// [`decide`], recording each step in `Decision.trace` (for `fhirgate eval`/`test`).
+pub fn decide_explained(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    body: Option<&[u8]>,
+) -> Decision {
+    decide_with(config, token, req, body, true)
+}
+
+fn decide_with(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    body: Option<&[u8]>,
+    explain: bool,
+) -> Decision {
+    let mut decision = Decision {
+        explain,
+        ..Decision::default()
+    };
     let content_type = req.headers.get("content-type").map(String::as_str);
     let model_body = match body_need(&req.method, &req.path, &config.base_path) {
         BodyNeed::None => None,
@@ -102,18 +136,28 @@ pub fn decide(
     let fhir = match parsed {
         Ok(f) => f,
         Err(e) => {
-            decision
-                .trace
-                .push(format!("FHIR request: rejected ({})", e.code()));
+            decision.note(|| format!("FHIR request: rejected ({})", e.code()));
             decision.denial = Some(fhir_denial(&e));
             return decision;
         }
     };
-    decision.trace.push(format!(
-        "FHIR request: {} {}",
-        fhir.interaction.as_str(),
-        fhir.resource_type.as_deref().unwrap_or("-")
-    ));
+    decision.note(|| {
+        format!(
+            "FHIR request: {} {}",
+            fhir.interaction.as_str(),
+            fhir.resource_type.as_deref().unwrap_or("-")
+        )
+    });
+    decision.note(|| {
+        format!(
+            "fhir: interaction {}, type '{}', id '{}', operation '{}', params {:?}",
+            fhir.interaction.as_str(),
+            fhir.resource_type.as_deref().unwrap_or_default(),
+            fhir.id.as_deref().unwrap_or_default(),
+            fhir.operation.as_deref().unwrap_or_default(),
+            fhir.params
+        )
+    });
     let scopes = ScopeSet::parse(token.scopes());
     let entries = if matches!(
         fhir.interaction,
@@ -122,9 +166,7 @@ pub fn decide(
         match bundle_entries(body.unwrap_or_default(), &config.base_path) {
             Ok(entries) => entries,
             Err(e) => {
-                decision
-                    .trace
-                    .push(format!("bundle: rejected ({})", e.code()));
+                decision.note(|| format!("bundle: rejected ({})", e.code()));
                 decision.denial = Some(fhir_denial(&e));
                 decision.fhir = Some(fhir);
                 return decision;
@@ -186,9 +228,7 @@ pub fn decide(
                 .response_check
                 .get_or_insert_with(ResponseCheck::default)
                 .rules = true;
-            decision
-                .trace
-                .push("response rules: will be checked on the response".to_string());
+            decision.note(|| "response rules: will be checked on the response".to_string());
         }
         let interaction = decision.fhir.as_ref().map(|f| f.interaction);
         if interaction.is_some_and(|i| labels_checked(config, token, i)) {
@@ -196,10 +236,9 @@ pub fn decide(
                 .response_check
                 .get_or_insert_with(ResponseCheck::default);
             decision
-                .trace
-                .push("consent: security labels will be checked on the response".to_string());
+                .note(|| "consent: security labels will be checked on the response".to_string());
         }
-        decision.trace.push("decision: allow".to_string());
+        decision.note(|| "decision: allow".to_string());
     }
     decision
 }
@@ -239,9 +278,11 @@ fn authorize_one(
                         .map(|r| resource_in_patient_compartment(r, patient) == Membership::In)
                         .unwrap_or(false);
                     if !inside {
-                        decision.trace.push(format!(
+                        decision.note(|| {
+                            format!(
                             "{label}SMART: the written resource is outside the patient compartment"
-                        ));
+                        )
+                        });
                         return Err(Denial::new(
                             DenyKind::Forbidden,
                             "smart.write_outside_compartment",
@@ -258,37 +299,36 @@ fn authorize_one(
                     }
                     check.granular.extend(grant.granular.iter().cloned());
                 }
-                decision.trace.push(format!(
-                    "{label}SMART: allowed by `{}`{}",
-                    grant.via,
-                    if grant.needs_response_check {
-                        " (response will be checked)"
-                    } else {
-                        ""
-                    }
-                ));
+                decision.note(|| {
+                    format!(
+                        "{label}SMART: allowed by `{}`{}",
+                        grant.via,
+                        if grant.needs_response_check {
+                            " (response will be checked)"
+                        } else {
+                            ""
+                        }
+                    )
+                });
             }
             Err(denial) => {
-                decision
-                    .trace
-                    .push(format!("{label}SMART: denied ({})", denial.code()));
+                decision.note(|| format!("{label}SMART: denied ({})", denial.code()));
                 return Err(smart_denial(&denial));
             }
         }
     } else {
-        decision.trace.push(format!("{label}SMART: not enforced"));
+        decision.note(|| format!("{label}SMART: not enforced"));
     }
     let Some(input) = ctx.input.as_mut() else {
         return Ok(());
     };
     input.fhir = fhir.to_cel_value();
-    match ctx.config.rules.evaluate(input) {
-        RuleVerdict::Allow { flags, trace } => {
-            for t in trace {
-                decision
-                    .trace
-                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
-            }
+    let verdict = ctx.config.rules.evaluate(input);
+    if decision.explain {
+        crate::explain::rule_verdict(&format!("{label}request"), &verdict, &mut decision.trace);
+    }
+    match verdict {
+        RuleVerdict::Allow { flags, .. } => {
             for f in flags {
                 if !decision.flags.contains(&f) {
                     decision.flags.push(f);
@@ -301,13 +341,8 @@ fn authorize_one(
             message,
             step_up,
             error,
-            trace,
+            ..
         } => {
-            for t in trace {
-                decision
-                    .trace
-                    .push(format!("{label}rule `{}`: {:?}", t.rule, t.outcome));
-            }
             let (kind, reason) = match step_up {
                 Some(s) => (
                     DenyKind::StepUp {

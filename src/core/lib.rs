@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod decision;
 pub mod engine;
 pub mod exchange;
+pub mod explain;
 pub mod fhir;
 pub mod forward;
 pub mod host;

@@ -233,6 +233,7 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         expect: Expect {
             decision: authoring::cases::Decision::Allow,
             status: None,
+            reason: None,
             rule: None,
             flags: None,
             scope: None,

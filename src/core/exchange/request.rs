@@ -9,7 +9,7 @@ use super::{
     State, Upstream, Verdict,
 };
 use crate::audit::AuditRecord;
-use crate::decision::{decide, wants_body};
+use crate::decision::{decide, decide_explained, wants_body};
 use crate::forward::identity_headers;
 use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
@@ -259,7 +259,11 @@ impl Exchange {
         now_ms: u64,
         out: &mut Vec<Effect>,
     ) -> (State, Verdict) {
-        let mut decision = decide(&self.config, &token, &req.info, body);
+        let mut decision = if self.explain {
+            decide_explained(&self.config, &token, &req.info, body)
+        } else {
+            decide(&self.config, &token, &req.info, body)
+        };
         if self.explain {
             self.trace.append(&mut decision.trace);
         }

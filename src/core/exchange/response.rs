@@ -150,14 +150,9 @@ impl Exchange {
                 c.up.decision.flags.push(f.clone());
             }
         }
-        self.note(|| match &checked.verdict {
-            ResponseVerdict::Pass => "response: passed unchanged".to_string(),
-            ResponseVerdict::Rewrite { withheld, .. } => format!(
-                "response: rewritten ({withheld} withheld, {} redacted)",
-                checked.summary.redacted
-            ),
-            ResponseVerdict::Deny(d) => format!("response: refused {} ({})", d.status(), d.reason),
-        });
+        if self.explain {
+            crate::explain::response_check(&checked, &mut self.trace);
+        }
         let withheld = checked.summary.withheld();
         match checked.verdict {
             ResponseVerdict::Pass => {}

@@ -42,7 +42,7 @@ pub struct CaseRequest {
     /// Request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Downstream peer `ip:port` (default: an internet address, see `request::DEFAULT_SOURCE`).
+    /// Downstream peer `ip:port` (default: an internet address, see `full::DEFAULT_SOURCE`).
     #[serde(default)]
     pub source: Option<String>,
     /// Body: a JSON value (e.g. a Bundle) or a string (e.g. a form body).
@@ -69,6 +69,10 @@ pub struct Expect {
     /// HTTP status of the denial (200 for allow).
     #[serde(default)]
     pub status: Option<u16>,
+    /// The stable reason code of the audit record (`allow`, `smart.insufficient_scope`,
+    /// `rule.denied`, `response.outside_scope`, …).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// The rule that denied.
     #[serde(default)]
     pub rule: Option<String>,
@@ -99,6 +103,10 @@ pub struct Outcome {
     pub allowed: bool,
     /// 200 on allow, else the denial's status.
     pub status: u16,
+    /// The reason code of the audit record.
+    pub reason: String,
+    /// The case's `response` went through the filter's response check.
+    pub response_checked: bool,
     /// The rule that denied, if a rule did.
     pub rule: Option<String>,
     /// Flags raised by flag rules.
@@ -186,6 +194,11 @@ pub fn compare(expect: &Expect, got: &Outcome) -> Vec<String> {
             m.push(format!("expected status {s}, got {}", got.status));
         }
     }
+    if let Some(r) = &expect.reason {
+        if *r != got.reason {
+            m.push(format!("expected reason {r:?}, got {:?}", got.reason));
+        }
+    }
     if expect.rule.is_some() && expect.rule != got.rule {
         m.push(format!(
             "expected rule {:?}, got {:?}",
@@ -235,11 +248,21 @@ pub fn run_cases(cases: &[Case], decider: &dyn Decider) -> Vec<CaseResult> {
     cases
         .iter()
         .map(|case| match decider.decide(case) {
-            Ok(outcome) => CaseResult {
-                name: case.name.clone(),
-                mismatches: compare(&case.expect, &outcome),
-                outcome: Some(outcome),
-            },
+            Ok(outcome) => {
+                let mut mismatches = compare(&case.expect, &outcome);
+                if case.response.is_some() && outcome.allowed && !outcome.response_checked {
+                    mismatches.push(
+                        "the case gives a response, but the filter checks no response for this \
+                         request: the expectation about it would be ignored"
+                            .to_string(),
+                    );
+                }
+                CaseResult {
+                    name: case.name.clone(),
+                    mismatches,
+                    outcome: Some(outcome),
+                }
+            }
             Err(e) => CaseResult {
                 name: case.name.clone(),
                 mismatches: vec![format!("could not run: {e}")],

@@ -1,33 +1,39 @@
-//! The decider `fhirgate test` and `eval` use: the filter's own decision (`decision::decide`:
-//! FHIR request model, SMART scopes and patient compartment, CEL rules) on a token built from the
-//! case's claims, then — for cases with a `response` — the response checks (SMART compartment
-//! and granular scopes, response-phase rules, consent by security labels).
+//! The decider `fhirgate test` and `eval` use: the filter's own [`Exchange`], driven with canned
+//! events built from the case (its request headers and body, a token verified from its claims,
+//! and — for cases with a `response` — the upstream's answer). What the tool decides is what
+//! Envoy decides: the same header visibility, FHIR router, SMART checks, rules' input, response
+//! policy and audit record.
 
-use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde_json::{json, Value};
 
 use super::cases::{Case, Decider, Outcome};
-use super::explain::explain_response;
 use super::policy::Policy;
-use super::request::DEFAULT_SOURCE;
 use super::CASE_BASE_PATH;
+use crate::audit::{AuditOutcome, AuditRecord};
 use crate::config::Config;
-use crate::decision::{decide, request_value, wants_body, RequestInfo};
-use crate::outcome::DenyKind;
-use crate::response::{filter_response, LabelMode, ResponsePolicy, ResponseVerdict};
-use crate::rules::RuleInput;
+use crate::exchange::{Connection, Effect, Event, Exchange, HoldMode, Verdict};
+use crate::outcome::LocalReply;
 use crate::token::{TokenKind, VerifiedToken};
 
 /// Issuer of the configuration policy cases run under.
 pub const CASE_ISSUER: &str = "https://idp.example.org";
 
-/// Headers the filter never passes to the decision (it reads credentials itself).
-const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+/// Source address used when a case does not give one: a documentation address outside every
+/// private network (TEST-NET-3), i.e. "from the internet".
+pub const DEFAULT_SOURCE: &str = "203.0.113.10:40000";
 
-/// The plugin configuration a policy's cases run under: FHIR base `/fhir`, SMART enforced, one
-/// provider, and the policy's rules.
-pub fn case_config(policy: &Policy) -> Result<Config, String> {
+/// The credential the tool presents for a case (answered with the case's claims; never checked).
+const CASE_CREDENTIAL: &str = "Bearer policy-case";
+
+/// The time cases run at (ms since the epoch).
+const CASE_NOW_MS: u64 = 1_790_000_000_000;
+
+/// The plugin configuration a policy's cases run under: FHIR base `/fhir`, one provider, the
+/// policy's rules, SMART and the consent check enforced (`rules_only`: neither, so only the
+/// rules decide).
+pub fn case_config(policy: &Policy, rules_only: bool) -> Result<Config, String> {
     let rules = serde_json::to_value(&policy.rules).map_err(|e| e.to_string())?;
     let cfg = json!({
         "fhir": {"basePath": CASE_BASE_PATH},
@@ -39,23 +45,24 @@ pub fn case_config(policy: &Policy) -> Result<Config, String> {
             "jwks": {"inline": {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "policy-test",
                 "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}
         }],
-        "smart": {"enforce": true},
+        "smart": {"enforce": !rules_only},
+        "consent": {"enforce": !rules_only},
         "rules": rules
     });
     let bytes = serde_json::to_vec(&cfg).map_err(|e| e.to_string())?;
     Config::from_json(&bytes).map_err(|e| e.to_string())
 }
 
-/// Runs cases through the filter's decision.
-pub struct FullDecision {
-    config: Config,
+/// Runs cases through the filter's exchange.
+pub struct ExchangeDecider {
+    config: Rc<Config>,
 }
 
-impl FullDecision {
+impl ExchangeDecider {
     /// A decider for `policy` under [`case_config`].
-    pub fn new(policy: &Policy) -> Result<Self, String> {
-        Ok(FullDecision {
-            config: case_config(policy)?,
+    pub fn new(policy: &Policy, rules_only: bool) -> Result<Self, String> {
+        Ok(ExchangeDecider {
+            config: Rc::new(case_config(policy, rules_only)?),
         })
     }
 }
@@ -68,134 +75,203 @@ fn body_bytes(body: Option<&Value>) -> Vec<u8> {
     }
 }
 
-impl Decider for FullDecision {
-    fn decide(&self, case: &Case) -> Result<Outcome, String> {
-        let token = VerifiedToken::for_policy_test(
-            TokenKind::Jwt,
-            case.token.clone(),
-            &self.config.claim_names,
-        );
-        let method = case.request.method.to_ascii_uppercase();
-        let mut headers: BTreeMap<String, String> = case
-            .request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.as_str()) && !k.starts_with("x-fhirgate-"))
-            .collect();
-        let has_body = matches!(&case.request.body, Some(b) if !b.is_null());
-        if has_body && !headers.contains_key("content-type") {
-            let ct = match &case.request.body {
+/// The case's request headers as Envoy would deliver them.
+fn request_headers(case: &Case, body: &[u8]) -> Vec<(String, String)> {
+    let req = &case.request;
+    let mut headers = vec![
+        (":method".to_string(), req.method.to_ascii_uppercase()),
+        (":path".to_string(), req.path.clone()),
+    ];
+    let given: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let has = |name: &str| given.iter().any(|(k, _)| k == name);
+    if !has("host") {
+        headers.push((":authority".to_string(), "fhir.example.org".to_string()));
+    }
+    headers.extend(given.iter().map(|(k, v)| {
+        if k == "host" {
+            (":authority".to_string(), v.clone())
+        } else {
+            (k.clone(), v.clone())
+        }
+    }));
+    if !has("authorization") {
+        headers.push(("authorization".to_string(), CASE_CREDENTIAL.to_string()));
+    }
+    if !body.is_empty() {
+        if !has("content-type") {
+            let ct = match &req.body {
                 Some(Value::String(_)) => "application/x-www-form-urlencoded",
                 _ => "application/fhir+json",
             };
-            headers.insert("content-type".to_string(), ct.to_string());
+            headers.push(("content-type".to_string(), ct.to_string()));
         }
-        let req = RequestInfo {
-            method: method.clone(),
-            path: case.request.path.clone(),
-            host: headers
-                .get("host")
-                .cloned()
-                .unwrap_or_else(|| "fhir.example.org".to_string()),
-            headers,
-            source_address: case
-                .request
-                .source
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SOURCE.to_string()),
-            request_id: None,
-        };
-        let body = body_bytes(case.request.body.as_ref());
-        let body =
-            wants_body(&method, &req.path, &self.config.base_path).then_some(body.as_slice());
-        let mut ex = vec![format!(
-            "token: subject {:?}, client {:?}, scopes {:?}, patient {}",
-            token.subject().unwrap_or(""),
-            token.client_id().unwrap_or(""),
-            token.scopes(),
-            token
-                .patient()
-                .map_or("(none)".to_string(), |p| format!("{p:?}")),
-        )];
-        ex.push(format!(
-            "request: {method} {} from {}",
-            req.path, req.source_address
+        headers.push(("content-length".to_string(), body.len().to_string()));
+    }
+    headers
+}
+
+/// Feeds one event and answers the effects that ask for something (the token, the bodies),
+/// as the engine would; returns every effect in order.
+fn drive(
+    ex: &mut Exchange,
+    event: Event,
+    token: &Rc<VerifiedToken>,
+    request_body: &[u8],
+    response_body: &[u8],
+) -> (Verdict, Vec<Effect>) {
+    let mut all = Vec::new();
+    let mut next = Some(event);
+    let mut verdict = Verdict::Pause;
+    while let Some(event) = next.take() {
+        let mut out = Vec::new();
+        verdict = ex.handle(event, CASE_NOW_MS, &mut out);
+        for e in &out {
+            next = match e {
+                Effect::Authenticate(_) => Some(Event::Authenticated(Ok(Rc::clone(token)))),
+                Effect::ReadRequestBody(_) => Some(Event::RequestBodyRead(request_body.to_vec())),
+                Effect::ReadResponseBody(_) => {
+                    Some(Event::ResponseBodyRead(response_body.to_vec()))
+                }
+                _ => next,
+            };
+        }
+        all.extend(out);
+    }
+    (verdict, all)
+}
+
+/// A challenge attribute such as `scope="…"` of a `WWW-Authenticate` value.
+fn challenge_attribute(reply: &LocalReply, name: &str) -> Option<String> {
+    let value = reply
+        .headers
+        .iter()
+        .find(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.as_str())?;
+    let start = value.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = value.get(start..)?;
+    Some(rest.get(..rest.find('"')?)?.to_string())
+}
+
+/// Folds the effects of a phase into the outcome.
+fn observe(effects: &[Effect], outcome: &mut Outcome) {
+    for e in effects {
+        match e {
+            Effect::Reply(reply) | Effect::ReplaceResponse(reply) => {
+                outcome.allowed = false;
+                outcome.status = reply.status;
+                outcome.scope = challenge_attribute(reply, "scope");
+                outcome.acr_values = challenge_attribute(reply, "acr_values");
+            }
+            Effect::SetResponseHeader(name, Some(status)) if name == ":status" => {
+                outcome.allowed = false;
+                outcome.status = status.parse().unwrap_or(0);
+            }
+            Effect::ResetResponse => {
+                outcome.allowed = false;
+                outcome.status = 0;
+            }
+            Effect::Audit(record, _, _) => record_into(record, outcome),
+            _ => {}
+        }
+    }
+}
+
+fn record_into(record: &AuditRecord, outcome: &mut Outcome) {
+    outcome.reason = record.reason.clone();
+    if record.outcome == AuditOutcome::Deny {
+        outcome.rule = record.rule.clone();
+    }
+    outcome.flags = record.flags.clone();
+    outcome.withheld = record.withheld;
+    outcome.redacted = record.response.redacted;
+    outcome.withheld_labels = record.response.withheld_labels.clone();
+}
+
+impl Decider for ExchangeDecider {
+    fn decide(&self, case: &Case) -> Result<Outcome, String> {
+        let token = Rc::new(VerifiedToken::for_policy_test(
+            TokenKind::Jwt,
+            case.token.clone(),
+            &self.config.claim_names,
         ));
-        let decision = decide(&self.config, &token, &req, body);
-        ex.extend(decision.trace.iter().cloned());
+        let body = body_bytes(case.request.body.as_ref());
+        let response = case
+            .response
+            .as_ref()
+            .map(|r| serde_json::to_vec(r).map_err(|e| e.to_string()))
+            .transpose()?
+            .unwrap_or_default();
+        let source = case
+            .request
+            .source
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+        let mut ex = Exchange::explained(Rc::clone(&self.config), HoldMode::Full);
         let mut outcome = Outcome {
-            allowed: decision.denial.is_none(),
+            allowed: true,
             status: 200,
-            flags: decision.flags.clone(),
             ..Outcome::default()
         };
-        if let Some(d) = &decision.denial {
-            outcome.status = d.status();
-            outcome.rule = d.rule.clone();
-            match &d.kind {
-                DenyKind::InsufficientScope { scope } => outcome.scope = Some(scope.clone()),
-                DenyKind::StepUp { acr_values, .. } => {
-                    outcome.acr_values = Some(acr_values.clone())
-                }
-                _ => {}
-            }
-            ex.push(format!(
-                "decision: deny {} ({}): {}",
-                d.status(),
-                d.reason,
-                d.description
-            ));
+        let mut explanation = vec![format!(
+            "request: {} {} from {source}",
+            case.request.method.to_ascii_uppercase(),
+            case.request.path
+        )];
+        let headers = Event::RequestHeaders {
+            headers: request_headers(case, &body),
+            end_of_stream: body.is_empty(),
+            connection: Connection { source },
+        };
+        let (_, effects) = drive(&mut ex, headers, &token, &body, &response);
+        observe(&effects, &mut outcome);
+        if ex.is_undecided() {
+            let event = Event::RequestBody {
+                buffered: body.len(),
+                end_of_stream: true,
+            };
+            let (_, effects) = drive(&mut ex, event, &token, &body, &response);
+            observe(&effects, &mut outcome);
         }
-        if let (true, Some(resource), Some(check)) =
-            (outcome.allowed, &case.response, &decision.response_check)
-        {
-            let bytes = serde_json::to_vec(resource).map_err(|e| e.to_string())?;
-            let input = RuleInput {
-                request: request_value(&req),
-                source: json!({"address": req.source_address}),
-                token: token.to_cel_value(),
-                fhir: decision
-                    .fhir
-                    .as_ref()
-                    .map(|f| f.to_cel_value())
-                    .unwrap_or_default(),
-            };
-            let rules = self.config.rules.response_rules(&input);
-            let consent = &self.config.consent;
-            let policy = ResponsePolicy {
-                check,
-                consent: consent
-                    .active()
-                    .then(|| (consent, consent.grants(token.claims()))),
-                rules: rules.as_ref(),
-                mode: decision
-                    .fhir
-                    .as_ref()
-                    .map_or(LabelMode::Read, |f| LabelMode::of(f.interaction)),
-            };
-            let checked = filter_response(&bytes, &policy);
-            explain_response(&checked, &mut ex);
-            for f in &checked.flags {
-                if !outcome.flags.contains(f) {
-                    outcome.flags.push(f.clone());
+        if outcome.allowed && !ex.is_done() {
+            // Allowed, with a response check pending.
+            let event = if case.response.is_some() {
+                outcome.response_checked = true;
+                Event::ResponseHeaders {
+                    headers: vec![
+                        (":status".to_string(), "200".to_string()),
+                        (
+                            "content-type".to_string(),
+                            "application/fhir+json".to_string(),
+                        ),
+                        ("content-length".to_string(), response.len().to_string()),
+                    ],
+                    end_of_stream: response.is_empty(),
                 }
-            }
-            outcome.withheld = checked.summary.withheld();
-            outcome.redacted = checked.summary.redacted;
-            outcome.withheld_labels = checked.summary.withheld_labels.clone();
-            if let ResponseVerdict::Deny(d) = &checked.verdict {
-                outcome.allowed = false;
-                outcome.status = d.status();
-                outcome.rule = d.rule.clone();
+            } else {
+                Event::Done
+            };
+            let (_, effects) = drive(&mut ex, event, &token, &body, &response);
+            observe(&effects, &mut outcome);
+            if !ex.is_done() {
+                let event = Event::ResponseBody {
+                    buffered: response.len(),
+                    end_of_stream: true,
+                };
+                let (_, effects) = drive(&mut ex, event, &token, &body, &response);
+                observe(&effects, &mut outcome);
             }
         }
-        ex.push(if outcome.allowed {
+        explanation.extend(ex.explanation().iter().cloned());
+        explanation.push(if outcome.allowed {
             "result: allow (200)".to_string()
         } else {
-            format!("result: deny ({})", outcome.status)
+            format!("result: deny ({}, {})", outcome.status, outcome.reason)
         });
-        outcome.explanation = ex;
+        outcome.explanation = explanation;
         Ok(outcome)
     }
 }

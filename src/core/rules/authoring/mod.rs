@@ -3,15 +3,12 @@
 //! contents in.
 
 pub mod cases;
-pub mod explain;
 pub mod full;
 pub mod policy;
 pub mod render;
-pub mod request;
 
 pub use cases::{run_suite, Case, CaseRequest, Decider, Expect, Outcome, SuiteReport};
-pub use explain::RulesOnly;
-pub use full::FullDecision;
+pub use full::{ExchangeDecider, DEFAULT_SOURCE};
 pub use policy::{check_document, CheckReport, DocumentKind, Policy, Problem};
 pub use render::{render, Format, RenderOptions};
 
@@ -20,15 +17,16 @@ use crate::rules::RuleSet;
 /// FHIR base path used for policy cases.
 pub const CASE_BASE_PATH: &str = "/fhir";
 
-/// The decider `fhirgate test` and `eval` use for a policy: the filter's full decision.
+/// The decider `fhirgate test` and `eval` use for a policy: the filter's exchange, as Envoy runs
+/// it.
 pub fn default_decider(policy: &Policy, _rules: &RuleSet) -> Result<Box<dyn Decider>, String> {
-    Ok(Box::new(FullDecision::new(policy)?))
+    Ok(Box::new(ExchangeDecider::new(policy, false)?))
 }
 
-/// A decider that evaluates only the policy's rules (no SMART enforcement), on variables built
-/// from the case; for `fhirgate eval --rules-only`.
-pub fn rules_only_decider(_policy: &Policy, rules: &RuleSet) -> Result<Box<dyn Decider>, String> {
-    Ok(Box::new(RulesOnly::new(rules.clone(), CASE_BASE_PATH)))
+/// The same exchange with SMART enforcement and the consent check off, so only the policy's
+/// rules decide; for `fhirgate eval --rules-only`.
+pub fn rules_only_decider(policy: &Policy, _rules: &RuleSet) -> Result<Box<dyn Decider>, String> {
+    Ok(Box::new(ExchangeDecider::new(policy, true)?))
 }
 
 /// Runs `fhirgate test` over a directory's files given as (file name, contents).

@@ -116,6 +116,7 @@ fn compare_checks_only_what_is_given() {
     let mut e = Expect {
         decision: Decision::Deny,
         status: None,
+        reason: None,
         rule: None,
         flags: None,
         scope: None,
@@ -243,87 +244,40 @@ fn render_envoy_and_istio() {
     assert_eq!(Format::parse("yaml"), None);
 }
 
-#[test]
-fn case_variables_follow_the_contract() {
-    let req = CaseRequest {
-        method: "post".into(),
-        path: "/fhir/Observation/_search?code=a%2Cb,c&x=1+2".into(),
-        headers: [
-            ("Authorization".to_string(), "Bearer secret".to_string()),
-            ("X-Y".to_string(), "z".to_string()),
-        ]
-        .into(),
-        source: None,
-        body: Some(json!("category=lab&category=vital\\,signs")),
-    };
-    let claims = json!({"iss": "i", "sub": "s", "azp": "app", "scp": ["a", "b"], "patient": "p1"});
-    let input = request::rule_input(claims.as_object().unwrap(), &req, "/fhir").unwrap();
-    assert_eq!(input.request["method"], "POST");
-    assert_eq!(input.request["path"], "/fhir/Observation/_search");
-    assert_eq!(
-        input.request["headers"],
-        json!({"x-y": "z"}),
-        "credentials are never exposed"
-    );
-    assert_eq!(input.request["query"]["x"], json!(["1 2"]));
-    assert_eq!(input.source["address"], request::DEFAULT_SOURCE);
-    assert_eq!(input.token["clientId"], "app");
-    assert_eq!(input.token["scopes"], json!(["a", "b"]));
-    assert_eq!(input.token["patient"], "p1");
-    assert!(input.token.get("fhirUser").is_none());
-    assert_eq!(input.fhir["interaction"], "search-type");
-    // %2C is an escaped comma in the query string but still a FHIR OR separator once decoded
-    assert_eq!(input.fhir["params"]["code"], json!(["a", "b", "c"]));
-    assert_eq!(
-        input.fhir["params"]["category"],
-        json!(["lab", "vital,signs"])
-    );
-}
+/// A policy whose one rule holds only when every variable is what the contract says for the
+/// case below: the tool builds the rules' input the way Envoy does.
+const VARIABLES: &str = r#"{
+  "description": "variables",
+  "rules": [{"name": "vars", "expression":
+    "request.method == 'POST' && request.path == '/fhir/Observation/_search' && request.query.x == ['1 2'] && !('authorization' in request.headers) && !('cookie' in request.headers) && request.headers['x-y'] == 'z' && 'proxy-authorization' in request.headers && source.address == '203.0.113.10:40000' && token.clientId == 'app' && token.scopes == ['a', 'b'] && token.patient == 'p1' && !has(token.fhirUser) && fhir.interaction == 'search-type' && fhir.resourceType == 'Observation' && fhir.params.code == ['a', 'b', 'c'] && fhir.params.category == ['lab', 'vital,signs']"}]
+}"#;
 
 #[test]
-fn fhir_interactions_of_the_case_reader() {
-    let f = |m: &str, p: &str| {
-        let req = CaseRequest {
-            method: m.into(),
-            path: p.into(),
-            ..CaseRequest::default()
-        };
-        request::fhir_var(&req, "/fhir")
+fn case_variables_follow_the_contract() {
+    let (policy, rules) = Policy::parse(VARIABLES).unwrap();
+    let decider = rules_only_decider(&policy, &rules).unwrap();
+    let case = |x: &str| -> Case {
+        serde_json::from_value(json!({
+            "name": "vars",
+            "token": {"iss": "i", "sub": "s", "azp": "app", "scp": ["a", "b"], "patient": "p1"},
+            "request": {
+                "method": "post",
+                "path": format!("/fhir/Observation/_search?code=a%2Cb,c&x={x}"),
+                "headers": {"Authorization": "Bearer secret", "Cookie": "c=1", "X-Y": "z",
+                            "Proxy-Authorization": "Basic eA=="},
+                "body": "category=lab&category=vital\\,signs"
+            },
+            "expect": {"decision": "allow"}
+        }))
+        .unwrap()
     };
-    let i = |m: &str, p: &str| {
-        f(m, p).unwrap()["interaction"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(i("GET", "/fhir/metadata"), "capabilities");
-    assert_eq!(i("GET", "/fhir/Patient/1"), "read");
-    assert_eq!(i("GET", "/fhir/Patient/1/_history/2"), "vread");
-    assert_eq!(i("GET", "/fhir/Patient/1/_history"), "history-instance");
-    assert_eq!(i("GET", "/fhir/Patient/_history"), "history-type");
-    assert_eq!(i("GET", "/fhir/_history"), "history-system");
-    assert_eq!(i("POST", "/fhir/Patient"), "create");
-    assert_eq!(i("PUT", "/fhir/Patient/1"), "update");
-    assert_eq!(i("PATCH", "/fhir/Patient/1"), "patch");
-    assert_eq!(i("DELETE", "/fhir/Patient/1"), "delete");
-    assert_eq!(
-        i("GET", "/fhir/Patient/1/Observation"),
-        "search-compartment"
-    );
-    assert_eq!(
-        f("GET", "/fhir/Patient/1/Observation").unwrap()["compartment"],
-        json!({"type": "Patient", "id": "1"})
-    );
-    assert_eq!(i("GET", "/fhir?_type=Patient"), "search-system");
-    assert_eq!(i("POST", "/fhir"), "batch");
-    assert_eq!(i("GET", "/fhir/Patient/1/$everything"), "operation");
-    assert_eq!(
-        f("GET", "/fhir/Patient/1/$everything").unwrap()["operation"],
-        "everything"
-    );
-    assert!(f("GET", "/other/Patient").is_err());
-    assert!(f("GET", "/fhirx/Patient").is_err());
-    assert!(f("GET", "/fhir/Patient?x=%zz").is_err());
+    let outcome = decider.decide(&case("1+2")).unwrap();
+    assert!(outcome.allowed, "{:#?}", outcome.explanation);
+    // The same rule sees a different query value: the rule (not something else) decides.
+    let outcome = decider.decide(&case("3")).unwrap();
+    assert!(!outcome.allowed);
+    assert_eq!(outcome.rule.as_deref(), Some("vars"));
+    assert_eq!(outcome.reason, "rule.denied");
 }
 
 #[test]
