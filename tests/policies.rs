@@ -32,7 +32,7 @@ fn read_json_files(dir: &Path) -> Vec<(String, String)> {
 #[test]
 fn every_policy_passes_its_cases() {
     let files = read_json_files(&policies_dir());
-    let report = fhirgate::rules::authoring::test_files(&files);
+    let report = fhirgate::authoring::test_files(&files);
     let text = report.render();
     assert_eq!(report.failed(), 0, "{text}");
     // every policy file has cases (a policy without cases would be a failure above)

@@ -15,9 +15,9 @@ mod harness;
 
 use std::path::Path;
 
-use fhirgate::rules::authoring::cases::{parse_cases, Case, Decider};
-use fhirgate::rules::authoring::full::{CASE_ISSUER, DEFAULT_SOURCE};
-use fhirgate::rules::authoring::{default_decider, Policy};
+use fhirgate::authoring::cases::{parse_cases, Case, Decider};
+use fhirgate::authoring::full::{CASE_ISSUER, DEFAULT_SOURCE};
+use fhirgate::authoring::{default_decider, Policy};
 use harness::tokens::{self, AUDIENCE};
 use harness::{Harness, Outcome, Req};
 use jwt_simple::prelude::*;

@@ -394,12 +394,11 @@ pub fn request_value(req: &RequestInfo) -> Value {
         Some((p, q)) => (p, q),
         None => (req.path.as_str(), ""),
     };
+    // The FHIR model already refused a query that does not decode; a pair that does not is
+    // left out here rather than read another way.
     let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if let (Some(name), Some(value)) = (decode_component(name), decode_component(value)) {
-            params.entry(name).or_default().push(value);
-        }
+    for (name, value) in crate::percent::form_pairs(query).flatten() {
+        params.entry(name).or_default().push(value);
     }
     json!({
         "method": req.method,
@@ -408,24 +407,4 @@ pub fn request_value(req: &RequestInfo) -> Value {
         "headers": req.headers,
         "query": params,
     })
-}
-
-/// Decodes one `application/x-www-form-urlencoded` component; `None` if malformed.
-fn decode_component(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }

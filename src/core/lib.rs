@@ -17,6 +17,9 @@
 )]
 
 pub mod audit;
+/// The policy tool's library (`fhirgate check/test/eval/render`); native builds only.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod authoring;
 pub mod config;
 pub mod consent;
 pub mod crypto;
@@ -29,6 +32,7 @@ pub mod forward;
 pub mod host;
 pub mod metrics;
 pub mod outcome;
+pub mod percent;
 pub mod response;
 pub mod rules;
 pub mod smart;

@@ -1,10 +1,10 @@
 //! Argument handling and file access for the `fhirgate` tool; the logic lives in
-//! `fhirgate::rules::authoring`.
+//! `fhirgate::authoring`.
 
 use std::io::Write;
 use std::path::Path;
 
-use fhirgate::rules::authoring::{
+use fhirgate::authoring::{
     self, cases::Expect, check_document, render, Case, CaseRequest, DocumentKind, Format, Policy,
     RenderOptions,
 };

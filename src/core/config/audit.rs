@@ -4,7 +4,9 @@
 
 use serde::Deserialize;
 
-use super::{callout_target, decode_secret, millis, ConfigError};
+use super::duration::Duration;
+
+use super::{callout_target, decode_secret, defaults, millis, ConfigError};
 
 /// `audit` as written in the plugin configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -32,10 +34,10 @@ pub struct RawCollector {
     pub authority: String,
     pub path: String,
     pub batch_size: Option<usize>,
-    pub flush_interval: Option<String>,
+    pub flush_interval: Option<Duration>,
     pub max_queue: Option<usize>,
     pub max_queue_bytes: Option<usize>,
-    pub timeout: Option<String>,
+    pub timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
 }
 
@@ -119,18 +121,14 @@ fn bounded(
 fn collector(c: &RawCollector) -> Result<Collector, ConfigError> {
     let key = "audit.collector";
     callout_target(key, &c.cluster, &c.authority, &c.path)?;
-    let flush_interval_ms = millis(
-        "audit.collector.flushInterval",
-        c.flush_interval.as_deref(),
-        "1s",
-    )?;
+    let flush_interval_ms = millis(c.flush_interval, defaults::AUDIT_FLUSH_INTERVAL);
     if !(100..=60_000).contains(&flush_interval_ms) {
         return Err(ConfigError::new(
             "audit.collector.flushInterval",
             "must be between 100ms and 60s",
         ));
     }
-    let timeout_ms = millis("audit.collector.timeout", c.timeout.as_deref(), "2s")?;
+    let timeout_ms = millis(c.timeout, defaults::CALLOUT_TIMEOUT);
     if !(1..=60_000).contains(&timeout_ms) {
         return Err(ConfigError::new(
             "audit.collector.timeout",

@@ -38,6 +38,53 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
     Ok(millis.round() as u64)
 }
 
+/// A duration from the configuration, in milliseconds: written the protobuf-JSON way
+/// (`"30s"`, `"1.5s"`, `"250ms"`, `"5m"`, `"24h"`) and parsed once, when the configuration loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration {
+    ms: u64,
+}
+
+impl Duration {
+    /// `ms` milliseconds.
+    pub const fn from_millis(ms: u64) -> Duration {
+        Duration { ms }
+    }
+
+    /// `s` seconds.
+    pub const fn from_secs(s: u64) -> Duration {
+        Duration { ms: s * 1000 }
+    }
+
+    /// In milliseconds.
+    pub const fn as_millis(self) -> u64 {
+        self.ms
+    }
+
+    /// In whole seconds, rounded up.
+    pub const fn as_secs_ceil(self) -> u64 {
+        self.ms.div_ceil(1000)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"30s\", \"250ms\", \"5m\" or \"24h\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_millis(v)
+                    .map(Duration::from_millis)
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_millis;
@@ -50,6 +97,21 @@ mod tests {
         assert_eq!(parse_millis("5m"), Ok(300_000));
         assert_eq!(parse_millis("24h"), Ok(86_400_000));
         assert_eq!(parse_millis("0s"), Ok(0));
+    }
+
+    #[test]
+    fn deserializes_from_strings_only() {
+        let d: super::Duration = serde_json::from_str("\"1.5s\"").unwrap();
+        assert_eq!(d.as_millis(), 1500);
+        assert_eq!(d.as_secs_ceil(), 2);
+        let e = serde_json::from_str::<super::Duration>("30")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a duration such as"), "{e}");
+        let e = serde_json::from_str::<super::Duration>("\"30\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a duration"), "{e}");
     }
 
     #[test]

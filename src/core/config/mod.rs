@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 
-pub use duration::parse_millis;
+pub use duration::{parse_millis, Duration};
 use raw::{OneOrMany, RawConfig, RawIntrospection, RawProvider, RawRemoteJwks};
 
 use crate::consent::ConsentPolicy;
@@ -86,6 +86,16 @@ pub struct Provider {
     pub keys: Option<KeySource>,
     /// RFC 7662 introspection, when configured.
     pub introspection: Option<Introspection>,
+}
+
+impl Provider {
+    /// Whether this provider introspects JWTs too, after their signature check
+    /// (`introspection.mode: always`).
+    pub fn introspects_jwts(&self) -> bool {
+        self.introspection
+            .as_ref()
+            .is_some_and(|i| i.mode == IntrospectionMode::Always)
+    }
 }
 
 /// Where a provider's keys come from.
@@ -320,7 +330,7 @@ impl TryFrom<RawConfig> for Config {
                 "must be at most 1000000",
             ));
         }
-        let retry_after_secs = secs("retryAfter", raw.retry_after.as_deref(), "5s")?.max(1);
+        let retry_after_secs = secs(raw.retry_after, defaults::RETRY_AFTER).max(1);
         let consent = consent::consent(raw.consent)?;
         Ok(Config {
             base_path,
@@ -358,12 +368,42 @@ fn base_path(path: &str) -> Result<String, ConfigError> {
     Ok(path.trim_end_matches('/').to_string())
 }
 
-fn millis(key: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError> {
-    parse_millis(value.unwrap_or(default)).map_err(|reason| ConfigError::new(key, reason))
+/// A configured duration, or its default, in milliseconds.
+fn millis(value: Option<Duration>, default: Duration) -> u64 {
+    value.unwrap_or(default).as_millis()
 }
 
-fn secs(key: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError> {
-    Ok(millis(key, value, default)?.div_ceil(1000))
+/// A configured duration, or its default, in whole seconds (rounded up).
+fn secs(value: Option<Duration>, default: Duration) -> u64 {
+    value.unwrap_or(default).as_secs_ceil()
+}
+
+/// The defaults of every duration in the configuration (README, Configuration reference).
+pub mod defaults {
+    use super::Duration;
+
+    /// `retryAfter`.
+    pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+    /// `providers[].clockSkew`.
+    pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+    /// `providers[].maxLifetime`.
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+    /// `providers[].jwks.remote.refresh`.
+    pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
+    /// `providers[].jwks.remote.timeout` and `audit.collector.timeout`.
+    pub const CALLOUT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// `providers[].jwks.remote.maxStaleness`.
+    pub const JWKS_MAX_STALENESS: Duration = Duration::from_secs(24 * 3600);
+    /// `providers[].jwks.remote.minRefetchInterval`.
+    pub const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+    /// `providers[].introspection.cacheTtl`.
+    pub const INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+    /// `providers[].introspection.negativeCacheTtl`.
+    pub const INTROSPECTION_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+    /// `providers[].introspection.timeout`.
+    pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `audit.collector.flushInterval`.
+    pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 }
 
 fn non_empty(key: String, value: &str) -> Result<String, ConfigError> {
@@ -416,18 +456,14 @@ fn provider(key: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
         Some(types) => types.clone(),
         None => DEFAULT_TYPES.iter().map(|t| t.to_string()).collect(),
     };
-    let clock_skew_secs = secs(&format!("{key}.clockSkew"), p.clock_skew.as_deref(), "30s")?;
+    let clock_skew_secs = secs(p.clock_skew, defaults::CLOCK_SKEW);
     if clock_skew_secs > 300 {
         return Err(ConfigError::new(
             format!("{key}.clockSkew"),
             "must be at most 5m",
         ));
     }
-    let max_lifetime_secs = secs(
-        &format!("{key}.maxLifetime"),
-        p.max_lifetime.as_deref(),
-        "24h",
-    )?;
+    let max_lifetime_secs = secs(p.max_lifetime, defaults::MAX_LIFETIME);
     if max_lifetime_secs == 0 {
         return Err(ConfigError::new(
             format!("{key}.maxLifetime"),
@@ -576,36 +612,28 @@ fn remote_jwks(
     hmac_secret: Option<&[u8]>,
 ) -> Result<RemoteJwks, ConfigError> {
     callout_target(key, &r.cluster, &r.authority, &r.path)?;
-    let refresh_ms = millis(&format!("{key}.refresh"), r.refresh.as_deref(), "300s")?;
+    let refresh_ms = millis(r.refresh, defaults::JWKS_REFRESH);
     if refresh_ms < 1000 {
         return Err(ConfigError::new(
             format!("{key}.refresh"),
             "must be at least 1s",
         ));
     }
-    let timeout_ms = millis(&format!("{key}.timeout"), r.timeout.as_deref(), "2s")?;
+    let timeout_ms = millis(r.timeout, defaults::CALLOUT_TIMEOUT);
     if !(1..=60_000).contains(&timeout_ms) {
         return Err(ConfigError::new(
             format!("{key}.timeout"),
             "must be between 1ms and 60s",
         ));
     }
-    let max_staleness_ms = millis(
-        &format!("{key}.maxStaleness"),
-        r.max_staleness.as_deref(),
-        "24h",
-    )?;
+    let max_staleness_ms = millis(r.max_staleness, defaults::JWKS_MAX_STALENESS);
     if max_staleness_ms < refresh_ms {
         return Err(ConfigError::new(
             format!("{key}.maxStaleness"),
             "must be at least `refresh`",
         ));
     }
-    let min_refetch_interval_ms = millis(
-        &format!("{key}.minRefetchInterval"),
-        r.min_refetch_interval.as_deref(),
-        "30s",
-    )?;
+    let min_refetch_interval_ms = millis(r.min_refetch_interval, defaults::JWKS_MIN_REFETCH);
     Ok(RemoteJwks {
         cluster: r.cluster.clone(),
         authority: r.authority.clone(),
@@ -642,25 +670,21 @@ fn introspection(key: &str, i: &RawIntrospection) -> Result<Introspection, Confi
             ))
         }
     };
-    let cache_ttl_ms = millis(&format!("{key}.cacheTtl"), i.cache_ttl.as_deref(), "60s")?;
+    let cache_ttl_ms = millis(i.cache_ttl, defaults::INTROSPECTION_CACHE_TTL);
     if cache_ttl_ms > 3_600_000 {
         return Err(ConfigError::new(
             format!("{key}.cacheTtl"),
             "must be at most 1h",
         ));
     }
-    let negative_cache_ttl_ms = millis(
-        &format!("{key}.negativeCacheTtl"),
-        i.negative_cache_ttl.as_deref(),
-        "10s",
-    )?;
+    let negative_cache_ttl_ms = millis(i.negative_cache_ttl, defaults::INTROSPECTION_NEGATIVE_TTL);
     if negative_cache_ttl_ms > 300_000 {
         return Err(ConfigError::new(
             format!("{key}.negativeCacheTtl"),
             "must be at most 5m",
         ));
     }
-    let timeout_ms = millis(&format!("{key}.timeout"), i.timeout.as_deref(), "1s")?;
+    let timeout_ms = millis(i.timeout, defaults::INTROSPECTION_TIMEOUT);
     if !(1..=60_000).contains(&timeout_ms) {
         return Err(ConfigError::new(
             format!("{key}.timeout"),

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::duration::Duration;
+
 use crate::rules::RuleConfig;
 
 /// Top level of the plugin configuration JSON.
@@ -36,7 +38,7 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     /// `Retry-After` sent with 503 answers.
     #[serde(default)]
-    pub retry_after: Option<String>,
+    pub retry_after: Option<Duration>,
     /// Audit record options and the optional collector.
     #[serde(default)]
     pub audit: Option<super::audit::RawAudit>,
@@ -81,8 +83,8 @@ pub struct RawProvider {
     pub jwks: Option<RawJwks>,
     pub algorithms: Option<Vec<String>>,
     pub accepted_types: Option<Vec<String>>,
-    pub clock_skew: Option<String>,
-    pub max_lifetime: Option<String>,
+    pub clock_skew: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
     /// Base64url HMAC secret; only with it are HS256/384/512 accepted.
     pub hmac_secret: Option<String>,
     pub introspection: Option<RawIntrospection>,
@@ -103,10 +105,10 @@ pub struct RawRemoteJwks {
     pub cluster: String,
     pub authority: String,
     pub path: String,
-    pub refresh: Option<String>,
-    pub timeout: Option<String>,
-    pub max_staleness: Option<String>,
-    pub min_refetch_interval: Option<String>,
+    pub refresh: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub max_staleness: Option<Duration>,
+    pub min_refetch_interval: Option<Duration>,
 }
 
 /// RFC 7662 token introspection.
@@ -120,9 +122,9 @@ pub struct RawIntrospection {
     pub client_secret: String,
     pub mode: Option<String>,
     pub auth_method: Option<String>,
-    pub cache_ttl: Option<String>,
-    pub negative_cache_ttl: Option<String>,
-    pub timeout: Option<String>,
+    pub cache_ttl: Option<Duration>,
+    pub negative_cache_ttl: Option<Duration>,
+    pub timeout: Option<Duration>,
 }
 
 /// Claim names; `scope` may be one name or a list tried in order.

@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use super::introspect::introspects_jwts;
 use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
 use crate::config::KeySource;
 use crate::host::Host;
@@ -126,7 +125,7 @@ impl Worker {
             match verify_jwt(bearer, &provider.policy, &keys, &config.claim_names, now_s) {
                 Ok(token) => {
                     let token = Rc::new(token);
-                    if introspects_jwts(provider) {
+                    if provider.introspects_jwts() {
                         // Revocation check; only the introspection cache (capped at cacheTtl)
                         // holds this token, so a revoked JWT stops working within cacheTtl.
                         return self.introspect(host, bearer, hash, index, Some(token));

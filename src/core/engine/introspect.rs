@@ -12,7 +12,7 @@ use std::rc::Rc;
 use super::auth::{token_denial, AuthStep};
 use super::intro_cache::{self, SharedAnswer};
 use super::{Callout, Worker};
-use crate::config::{ClientAuth, Introspection, IntrospectionMode, Provider};
+use crate::config::{ClientAuth, Introspection, Provider};
 use crate::host::{CalloutResult, Host, LogLevel};
 use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
@@ -43,14 +43,6 @@ pub(super) fn introspection_unavailable() -> Denial {
         "introspection.unavailable",
         "the token could not be checked; retry later",
     )
-}
-
-/// Whether `provider` introspects JWTs too (after their signature check).
-pub(super) fn introspects_jwts(provider: &Provider) -> bool {
-    provider
-        .introspection
-        .as_ref()
-        .is_some_and(|i| i.mode == IntrospectionMode::Always)
 }
 
 fn policy_of(provider: &Provider) -> IntrospectionPolicy {

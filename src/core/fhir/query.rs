@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::FhirError;
+use crate::percent::{decode, DecodeError, Plus};
 
 /// Search parameters: name (with its modifier, as given) to values, in order of appearance.
 pub type Params = BTreeMap<String, Vec<String>>;
@@ -40,46 +41,13 @@ pub fn parse_form(input: &str, params: &mut Params) -> Result<(), FhirError> {
     Ok(())
 }
 
-/// Percent-decodes one form component (`+` is a space) and checks it.
+/// Percent-decodes one form component (`+` is a space) with the one strict decoder.
 fn decode_component(s: &str) -> Result<String, FhirError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex_value);
-                let lo = bytes.get(i + 2).copied().and_then(hex_value);
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push((hi << 4) | lo),
-                    _ => return Err(FhirError::BadPercentEncoding),
-                }
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let text = String::from_utf8(out).map_err(|_| FhirError::NonUtf8)?;
-    if text.chars().any(char::is_control) {
-        return Err(FhirError::ControlCharInQuery);
-    }
-    Ok(text)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    decode(s, Plus::Space).map_err(|e| match e {
+        DecodeError::BadEscape => FhirError::BadPercentEncoding,
+        DecodeError::NotUtf8 => FhirError::NonUtf8,
+        DecodeError::ControlChar => FhirError::ControlCharInQuery,
+    })
 }
 
 /// Splits a decoded value on unescaped commas (see [`parse_form`]).

@@ -10,8 +10,6 @@
 //! The functions rules may call are listed in [`functions`]; the checks made at compile time in
 //! [`lint`].
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod authoring;
 mod convert;
 mod error;
 pub mod functions;

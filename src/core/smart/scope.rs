@@ -265,23 +265,7 @@ fn parse_constraints(query: &str) -> Option<Vec<Constraint>> {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::percent::decode(s, crate::percent::Plus::Literal).ok()
 }
 
 /// The clinical scopes of one token. Strings that are not valid clinical scopes are ignored.

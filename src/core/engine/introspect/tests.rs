@@ -1,6 +1,7 @@
 //! Unit tests of the introspection callout request.
 
 use super::*;
+use crate::config::IntrospectionMode;
 
 fn intro(auth: ClientAuth) -> Introspection {
     Introspection {

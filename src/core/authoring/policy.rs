@@ -136,10 +136,16 @@ pub fn check_document(text: &str) -> CheckReport {
             }
         }
     };
-    let problems = match RuleSet::compile_all(&rules) {
+    let mut problems: Vec<Problem> = match RuleSet::compile_all(&rules) {
         Ok(_) => Vec::new(),
         Err(errs) => errs.iter().map(Problem::from).collect(),
     };
+    // Everything else the filter checks at load, as `on_configure` would report it.
+    if problems.is_empty() {
+        if let Err(e) = crate::config::Config::from_json(text.as_bytes()) {
+            problems.push(problem("config", e.to_string()));
+        }
+    }
     CheckReport {
         kind: DocumentKind::PluginConfig,
         rules: rules.len(),
