@@ -30,19 +30,3 @@ pub use verify::{classify, peek, verify_jwt, JwtPeek, JwtPolicy, TokenShape};
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_attacks;
-#[cfg(test)]
-mod tests_cache;
-#[cfg(test)]
-mod tests_claims;
-#[cfg(test)]
-mod tests_extract;
-#[cfg(test)]
-mod tests_introspection;
-#[cfg(test)]
-mod tests_jwks;
-#[cfg(test)]
-mod tests_signatures;
-#[cfg(test)]
-mod tests_verify;

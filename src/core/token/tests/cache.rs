@@ -1,10 +1,9 @@
 //! Tests of the per-worker token cache.
 
-use std::rc::Rc;
-
-use serde_json::{json, Map, Value};
-
+use super::super::*;
 use super::*;
+use serde_json::{json, Map, Value};
+use std::rc::Rc;
 
 const NOW: u64 = 1_000;
 

@@ -1,9 +1,7 @@
 //! Tests of the `VerifiedToken` proof type: accessors, CEL value, cache form, policy tooling.
 
-use serde_json::{json, Map, Value};
-
-use super::tests::*;
 use super::*;
+use serde_json::{json, Map, Value};
 
 fn verified(payload: Value) -> VerifiedToken {
     check(&ed_token("ed-1", payload), &ed_keys()).unwrap()

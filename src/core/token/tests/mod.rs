@@ -1,24 +1,36 @@
-//! Shared fixtures for the token tests (keys generated once), plus alg and strict JSON tests.
+//! Unit tests of token handling, grouped by subject; this file holds the shared fixtures (keys
+//! generated once, JWK and token builders).
 
-use std::sync::OnceLock;
-
+use super::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use jwt_simple::prelude::{
     Audiences, ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ECDSAP384KeyPairLike,
     ECDSAP384PublicKeyLike, ES256KeyPair, ES384KeyPair, Ed25519KeyPair, EdDSAKeyPairLike,
-    HeaderOptions, JWTClaims, RS256KeyPair, RSAKeyPairLike,
+    EdDSAPublicKeyLike, HeaderOptions, JWTClaims, NoCustomClaims, RS256KeyPair, RSAKeyPairLike,
+    VerificationOptions,
 };
 use serde_json::{json, Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
+use std::sync::OnceLock;
 
-use super::strict_json::{self, StrictJsonError};
-use super::*;
+mod algorithms;
+mod cache;
+mod claims;
+mod extract;
+mod format;
+mod introspection;
+mod keys;
+mod signatures;
+mod verified_token;
 
 pub(super) const NOW: u64 = 1_700_000_000;
+
 pub(super) const ISS: &str = "https://idp.example.org";
+
 pub(super) const AUD: &str = "https://fhir.example.org/fhir";
+
 /// A 32-byte HMAC secret for the HS256 tests.
 pub(super) const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -71,7 +83,7 @@ pub(super) fn ec384_jwk(kid: Option<&str>, alg: Option<&str>) -> Value {
     ec_jwk("P-384", &sec1, kid, alg)
 }
 
-fn ec_jwk(crv: &str, sec1: &[u8], kid: Option<&str>, alg: Option<&str>) -> Value {
+pub(super) fn ec_jwk(crv: &str, sec1: &[u8], kid: Option<&str>, alg: Option<&str>) -> Value {
     assert_eq!(sec1[0], 4);
     let len = (sec1.len() - 1) / 2;
     let mut jwk = json!({
@@ -88,7 +100,7 @@ pub(super) fn ed_jwk(kid: Option<&str>, alg: Option<&str>) -> Value {
     jwk
 }
 
-fn add_kid_alg(jwk: &mut Value, kid: Option<&str>, alg: Option<&str>) {
+pub(super) fn add_kid_alg(jwk: &mut Value, kid: Option<&str>, alg: Option<&str>) {
     if let Some(kid) = kid {
         jwk["kid"] = json!(kid);
     }
@@ -215,7 +227,7 @@ pub(super) fn sign_input(input: &str, sig: Sig<'_>) -> String {
     }
 }
 
-fn hmac_tag<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &str) -> Vec<u8> {
+pub(super) fn hmac_tag<M: Mac + hmac::digest::KeyInit>(secret: &[u8], input: &str) -> Vec<u8> {
     let mut mac = <M as Mac>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
     mac.finalize().into_bytes().to_vec()
@@ -236,50 +248,180 @@ pub(super) fn check(token: &str, keys: &KeySet) -> Result<VerifiedToken, TokenEr
     verify_jwt(token, &policy(), keys, &ClaimNames::default(), NOW)
 }
 
-#[test]
-fn algorithm_names_round_trip() {
-    for alg in Algorithm::ALL {
-        assert_eq!(Algorithm::from_name(alg.name()), Some(*alg));
+pub(super) fn rsa_keys() -> KeySet {
+    keyset(vec![rsa_jwk(rsa(), Some("rsa-1"), Some("RS256"))])
+}
+
+pub(super) fn payload() -> String {
+    claims().to_string()
+}
+
+pub(super) fn malformed(reason: MalformedReason) -> TokenError {
+    TokenError::Malformed(reason)
+}
+
+/// A 64-byte secret: long enough for HS512.
+pub(super) const LONG_SECRET: &[u8] =
+    b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+pub(super) fn ec_keys() -> KeySet {
+    keyset(vec![
+        ec256_jwk(Some("ec-256"), None),
+        ec384_jwk(Some("ec-384"), None),
+    ])
+}
+
+pub(super) fn hmac_setup() -> (KeySet, JwtPolicy) {
+    let algs = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+    let keys = KeySet::empty()
+        .with_hmac_secret(LONG_SECRET, &algs)
+        .unwrap();
+    let mut p = policy();
+    p.algorithms.extend(algs);
+    (keys, p)
+}
+
+pub(super) fn verify_with(
+    token: &str,
+    keys: &KeySet,
+    p: &JwtPolicy,
+) -> Result<VerifiedToken, TokenError> {
+    verify_jwt(token, p, keys, &ClaimNames::default(), NOW)
+}
+
+/// Replaces the signature segment by `sig` (raw bytes).
+pub(super) fn with_signature(token: &str, sig: &[u8]) -> String {
+    let (input, _) = token.rsplit_once('.').unwrap();
+    format!("{input}.{}", b64(sig))
+}
+
+pub(super) fn signature_of(token: &str) -> Vec<u8> {
+    base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        token.rsplit_once('.').unwrap().1,
+    )
+    .unwrap()
+}
+
+/// Flips one bit of the signature (`at` modulo its length).
+pub(super) fn tamper_signature(token: &str, at: usize) -> String {
+    let mut sig = signature_of(token);
+    let i = at % sig.len();
+    sig[i] ^= 0x04;
+    with_signature(token, &sig)
+}
+
+/// Replaces the payload, keeping header and signature.
+pub(super) fn swap_payload(token: &str, payload: &Value) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    format!("{}.{}.{}", parts[0], b64(payload.to_string()), parts[2])
+}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` of a raw `r || s` signature.
+pub(super) fn der(raw: &[u8]) -> Vec<u8> {
+    pub(super) fn int(bytes: &[u8]) -> Vec<u8> {
+        let start = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let mut v = bytes[start..].to_vec();
+        if v[0] & 0x80 != 0 {
+            v.insert(0, 0);
+        }
+        let mut out = vec![0x02, v.len() as u8];
+        out.extend(v);
+        out
     }
-    assert_eq!(Algorithm::from_name("none"), None);
-    assert_eq!(Algorithm::from_name("rs256"), None);
-    assert_eq!(Algorithm::from_name("ES512"), None);
-    assert!(Algorithm::ASYMMETRIC.iter().all(|a| a.is_asymmetric()));
-    assert!(!Algorithm::ASYMMETRIC.contains(&Algorithm::HS256));
-    assert!(!Algorithm::HS512.is_asymmetric());
-    assert_eq!(Algorithm::ASYMMETRIC.len(), 9);
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let body = [int(r), int(s)].concat();
+    let mut out = vec![0x30];
+    if body.len() >= 0x80 {
+        out.push(0x81);
+    }
+    out.push(body.len() as u8);
+    out.extend(body);
+    out
 }
 
-#[test]
-fn strict_json_refuses_duplicates_at_any_depth() {
-    assert_eq!(
-        strict_json::parse(br#"{"a":1,"a":2}"#),
-        Err(StrictJsonError::Duplicate)
-    );
-    assert_eq!(
-        strict_json::parse(br#"{"x":{"b":[{"c":1,"c":1}]}}"#),
-        Err(StrictJsonError::Duplicate)
-    );
-    assert_eq!(
-        strict_json::parse(br#"{"a":1} x"#),
-        Err(StrictJsonError::Syntax)
-    );
-    assert_eq!(
-        strict_json::parse(b"{\"a\":1,}"),
-        Err(StrictJsonError::Syntax)
-    );
-    assert_eq!(
-        strict_json::parse(br#"{"a":[1,2.5,"s",null,true],"b":{"c":-1}}"#).unwrap(),
-        json!({"a":[1,2.5,"s",null,true],"b":{"c":-1}})
-    );
-    assert_eq!(strict_json::parse_object(b"[1]"), Ok(None));
+/// Whether jwt-simple itself accepts `token` with the provider's key for `alg` at [`NOW`].
+pub(super) fn jwt_simple_accepts(token: &str, alg: Algorithm) -> bool {
+    let options = Some(VerificationOptions {
+        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_secs(NOW)),
+        ..VerificationOptions::default()
+    });
+    match alg {
+        Algorithm::ES256 => ec256()
+            .public_key()
+            .verify_token::<NoCustomClaims>(token, options)
+            .is_ok(),
+        Algorithm::ES384 => ec384()
+            .public_key()
+            .verify_token::<NoCustomClaims>(token, options)
+            .is_ok(),
+        _ => ed()
+            .public_key()
+            .verify_token::<NoCustomClaims>(token, options)
+            .is_ok(),
+    }
 }
 
-#[test]
-fn strict_json_handles_deep_nesting_without_panic() {
-    let deep = "[".repeat(10_000);
-    assert_eq!(
-        strict_json::parse(deep.as_bytes()),
-        Err(StrictJsonError::Syntax)
+pub(super) fn assert_ec_refused(crv: &str, x: &[u8], y: &[u8], why: &str) {
+    let jwk = json!({"kty": "EC", "crv": crv, "kid": "bad", "x": b64(x), "y": b64(y)});
+    let doc = json!({ "keys": [jwk] }).to_string();
+    let (set, warnings) = KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap();
+    assert!(set.is_empty(), "{why}");
+    assert_eq!(warnings.len(), 1, "{why}");
+    assert!(
+        warnings[0].contains("not on the curve"),
+        "{why}: {warnings:?}"
     );
+}
+
+pub(super) fn rsa_keys_unbound() -> KeySet {
+    keyset(vec![rsa_jwk(rsa(), Some("rsa-1"), None)])
+}
+
+pub(super) fn with(mut base: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            base.as_object_mut().unwrap().remove(k);
+        } else {
+            base[k] = v.clone();
+        }
+    }
+    base
+}
+
+pub(super) fn ed_check(payload: Value) -> Result<VerifiedToken, TokenError> {
+    check(&ed_token("ed-1", payload), &ed_keys())
+}
+
+pub(super) fn typ_result(
+    header_typ: Option<&str>,
+    accepted: &[&str],
+) -> Result<VerifiedToken, TokenError> {
+    let extra = header_typ
+        .map(|t| format!(r#","typ":"{t}""#))
+        .unwrap_or_default();
+    let header = format!(r#"{{"alg":"EdDSA","kid":"ed-1"{extra}}}"#);
+    let token = craft(&header, &claims().to_string(), Sig::Ed);
+    let mut p = policy();
+    p.accepted_types = accepted.iter().map(|s| s.to_string()).collect();
+    verify_jwt(&token, &p, &ed_keys(), &ClaimNames::default(), NOW)
+}
+
+pub(super) fn load(keys: Vec<Value>, allowed: &[Algorithm]) -> (KeySet, Vec<String>) {
+    let doc = json!({ "keys": keys }).to_string();
+    KeySet::from_jwks(doc.as_bytes(), allowed).unwrap()
+}
+
+pub(super) fn load_one(jwk: Value) -> (KeySet, Vec<String>) {
+    load(vec![jwk], Algorithm::ASYMMETRIC)
+}
+
+pub(super) fn assert_skipped(jwk: Value, why: &str) {
+    let (set, warnings) = load_one(jwk);
+    assert!(set.is_empty(), "{why}: key should be skipped");
+    assert_eq!(warnings.len(), 1, "{why}: {warnings:?}");
+    assert!(warnings[0].contains("skipped"), "{why}: {warnings:?}");
 }

@@ -1,24 +1,76 @@
-//! Tests of JWKS loading and HMAC secrets.
+//! Loading key sets (JWKS documents, inline or fetched) and HMAC secrets: what is usable, what
+//! is skipped with a warning, and what is refused at load.
 
-use serde_json::{json, Value};
-
-use super::tests::*;
+use super::super::verifier::Verifier;
 use super::*;
 
-fn load(keys: Vec<Value>, allowed: &[Algorithm]) -> (KeySet, Vec<String>) {
-    let doc = json!({ "keys": keys }).to_string();
-    KeySet::from_jwks(doc.as_bytes(), allowed).unwrap()
+use jwt_simple::prelude::{ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike};
+use serde_json::{json, Value};
+
+#[test]
+fn ec_points_off_the_curve_are_refused_at_load() {
+    for (crv, sec1) in [
+        (
+            "P-256",
+            ec256().public_key().public_key().to_bytes_uncompressed(),
+        ),
+        (
+            "P-384",
+            ec384().public_key().public_key().to_bytes_uncompressed(),
+        ),
+    ] {
+        let len = (sec1.len() - 1) / 2;
+        let (x, y) = sec1[1..].split_at(len);
+        let mut y_off = y.to_vec();
+        y_off[len - 1] ^= 1;
+        assert_ec_refused(crv, x, &y_off, "y changed");
+        assert_ec_refused(
+            crv,
+            &vec![0; len],
+            &vec![0; len],
+            "(0, 0): identity encoding",
+        );
+        assert_ec_refused(crv, &vec![0xff; len], y, "x above the field prime");
+        // The genuine point loads.
+        let jwk = json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)});
+        let doc = json!({ "keys": [jwk] }).to_string();
+        let (set, warnings) = KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap();
+        assert_eq!((set.len(), warnings.len()), (1, 0));
+    }
 }
 
-fn load_one(jwk: Value) -> (KeySet, Vec<String>) {
-    load(vec![jwk], Algorithm::ASYMMETRIC)
-}
-
-fn assert_skipped(jwk: Value, why: &str) {
-    let (set, warnings) = load_one(jwk);
-    assert!(set.is_empty(), "{why}: key should be skipped");
-    assert_eq!(warnings.len(), 1, "{why}: {warnings:?}");
-    assert!(warnings[0].contains("skipped"), "{why}: {warnings:?}");
+#[test]
+fn ed25519_weak_or_non_canonical_keys_are_refused_at_load() {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    // y = p - 1 with x = 0: the point of order 2.
+    let mut order2 = [0xffu8; 32];
+    order2[0] = 0xec;
+    order2[31] = 0x7f;
+    // y = p: a non-canonical encoding of y = 0 (a point of order 4).
+    let mut non_canonical = [0xffu8; 32];
+    non_canonical[0] = 0xed;
+    non_canonical[31] = 0x7f;
+    let cases: [(&str, &[u8]); 5] = [
+        ("identity", &identity),
+        ("y = 0, order 4", &[0u8; 32]),
+        ("order 2", &order2),
+        ("non-canonical y", &non_canonical),
+        ("31 bytes", &[9u8; 31]),
+    ];
+    for (why, x) in cases {
+        assert!(Verifier::ed25519(x).is_none(), "{why}");
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "bad", "x": b64(x)});
+        let doc = json!({ "keys": [jwk] }).to_string();
+        let (set, warnings) = KeySet::from_jwks(doc.as_bytes(), Algorithm::ASYMMETRIC).unwrap();
+        assert!(set.is_empty(), "{why}");
+        assert_eq!(warnings.len(), 1, "{why}: {warnings:?}");
+    }
+    // ed25519-compact refuses such keys at verification too (defence in depth, not relied on).
+    let sig = ed25519_compact::Signature::from_slice(&[0u8; 64]).unwrap();
+    let pk = ed25519_compact::PublicKey::from_slice(&identity).unwrap();
+    assert!(pk.verify(b"x", &sig).is_err());
+    assert!(Verifier::ed25519(&ed().public_key().to_bytes()).is_some());
 }
 
 #[test]

@@ -1,12 +1,9 @@
 //! Tests of RFC 7662 introspection request pieces and response parsing.
 
+use super::super::introspection::{basic_auth, form_urlencode, parse_response, request_body};
+use super::{AUD, ISS, NOW, *};
 use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde_json::{json, Value};
-
-use super::introspection::{basic_auth, form_urlencode, parse_response, request_body};
-use super::tests::{AUD, ISS, NOW};
-use super::*;
 
 fn ipolicy() -> IntrospectionPolicy {
     IntrospectionPolicy {

@@ -1,5 +1,6 @@
 //! Tests of bearer extraction from `Authorization` values.
 
+use super::super::*;
 use super::*;
 
 fn one(v: &str) -> Result<Option<&str>, ExtractError> {

@@ -1,23 +1,30 @@
-//! Attack and malformed-input tests of JWT verification.
+//! Which key and which algorithm may verify a token: the algorithm comes from the trusted
+//! JWK, never from the header (alg `none`, HMAC keyed with a public key, RSA against EC, `kid`
+//! tricks, embedded keys and key URLs, attacker-signed tokens).
+
+use super::super::verifier::{SigOutcome, Verifier};
+use super::super::*;
+use super::*;
 
 use jwt_simple::prelude::{
-    ECDSAP256KeyPairLike, ES256KeyPair, Ed25519KeyPair, KeyMetadata, PS256KeyPair, RSAKeyPairLike,
+    ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256KeyPair,
+    Ed25519KeyPair, HS256Key, KeyMetadata, MACLike, PS256KeyPair, PS384KeyPair, PS512KeyPair,
+    RS384KeyPair, RS512KeyPair, RSAKeyPairLike,
 };
 use serde_json::json;
 
-use super::tests::*;
-use super::*;
-
-fn rsa_keys() -> KeySet {
-    keyset(vec![rsa_jwk(rsa(), Some("rsa-1"), Some("RS256"))])
-}
-
-fn payload() -> String {
-    claims().to_string()
-}
-
-fn malformed(reason: MalformedReason) -> TokenError {
-    TokenError::Malformed(reason)
+#[test]
+fn algorithm_names_round_trip() {
+    for alg in Algorithm::ALL {
+        assert_eq!(Algorithm::from_name(alg.name()), Some(*alg));
+    }
+    assert_eq!(Algorithm::from_name("none"), None);
+    assert_eq!(Algorithm::from_name("rs256"), None);
+    assert_eq!(Algorithm::from_name("ES512"), None);
+    assert!(Algorithm::ASYMMETRIC.iter().all(|a| a.is_asymmetric()));
+    assert!(!Algorithm::ASYMMETRIC.contains(&Algorithm::HS256));
+    assert!(!Algorithm::HS512.is_asymmetric());
+    assert_eq!(Algorithm::ASYMMETRIC.len(), 9);
 }
 
 #[test]
@@ -258,213 +265,106 @@ fn embedded_keys_and_key_urls_are_never_used() {
 }
 
 #[test]
-fn crit_is_refused() {
-    for crit in [
-        r#","crit":["exp"]"#,
-        r#","crit":[]"#,
-        r#","crit":["b64"],"b64":false"#,
-    ] {
-        let token = craft(&ed_header(crit), &payload(), Sig::Ed);
-        assert_eq!(
-            check(&token, &ed_keys()).unwrap_err(),
-            TokenError::CritUnsupported,
-            "{crit}"
-        );
-    }
+fn ecdsa_keys_and_tokens_of_the_other_curve_do_not_mix() {
+    let p256_sec1 = ec256().public_key().public_key().to_bytes_uncompressed();
+    let p384_sec1 = ec384().public_key().public_key().to_bytes_uncompressed();
+    let es256 = Verifier::ecdsa(Algorithm::ES256, &p256_sec1).unwrap();
+    let es384 = Verifier::ecdsa(Algorithm::ES384, &p384_sec1).unwrap();
+    let t256 = es256_token("k", claims());
+    let t384 = es384_token("k", claims());
+    assert_eq!(es256.check(&t256), SigOutcome::Valid);
+    assert_eq!(es384.check(&t384), SigOutcome::Valid);
+    assert_eq!(es256.check(&t384), SigOutcome::Invalid);
+    assert_eq!(es384.check(&t256), SigOutcome::Invalid);
+    // A point of one curve is not a key of the other.
+    assert!(Verifier::ecdsa(Algorithm::ES384, &p256_sec1).is_none());
+    assert!(Verifier::ecdsa(Algorithm::ES256, &p384_sec1).is_none());
+    // Only uncompressed points; never a non-EC algorithm.
+    let mut compressed = vec![2 + (p256_sec1[64] & 1)];
+    compressed.extend(&p256_sec1[1..33]);
+    assert!(Verifier::ecdsa(Algorithm::ES256, &compressed).is_none());
+    assert!(Verifier::ecdsa(Algorithm::EdDSA, &p256_sec1).is_none());
+
+    // Through the key set: an ES256 key under the kid of an ES384 token, and the header lying.
+    let keys = keyset(vec![ec256_jwk(Some("k"), None)]);
+    assert_eq!(check(&t384, &keys).unwrap_err(), TokenError::AlgKeyMismatch);
+    let (_, rest) = t384.split_once('.').unwrap();
+    let lying = format!(
+        "{}.{rest}",
+        b64(r#"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#)
+    );
+    assert_eq!(check(&lying, &keys).unwrap_err(), TokenError::BadSignature);
 }
 
 #[test]
-fn tampered_payload_or_signature_is_refused() {
-    let token = ed_token("ed-1", claims());
-    let parts: Vec<&str> = token.split('.').collect();
-    let other =
-        b64(json!({"iss": ISS, "aud": AUD, "exp": NOW + 300, "scope": "user/*.*"}).to_string());
-    let swapped = format!("{}.{}.{}", parts[0], other, parts[2]);
-    assert_eq!(
-        check(&swapped, &ed_keys()).unwrap_err(),
-        TokenError::BadSignature
-    );
-    let no_sig = format!("{}.{}.", parts[0], parts[1]);
-    assert_eq!(
-        check(&no_sig, &ed_keys()).unwrap_err(),
-        TokenError::BadSignature
-    );
-    let short_sig = format!("{}.{}.{}", parts[0], parts[1], b64([1u8; 10]));
-    assert_eq!(
-        check(&short_sig, &ed_keys()).unwrap_err(),
-        TokenError::BadSignature
-    );
-    let rs = rs256_token(claims());
-    let p: Vec<&str> = rs.split('.').collect();
-    let truncated = format!("{}.{}.{}", p[0], p[1], &p[2][..p[2].len() - 4]);
-    assert_eq!(
-        check(&truncated, &rsa_keys()).unwrap_err(),
-        TokenError::BadSignature
-    );
-}
-
-#[test]
-fn segment_count() {
-    assert_eq!(
-        check("a.b.c.d.e", &ed_keys()).unwrap_err(),
-        TokenError::JweUnsupported
-    );
-    for t in ["abc", "a.b", "a.b.c.d", "a.b.c.d.e.f", "", ".."] {
-        assert_eq!(
-            check(t, &ed_keys()).unwrap_err(),
-            malformed(MalformedReason::Segments),
-            "{t}"
-        );
-    }
-}
-
-#[test]
-fn base64_must_be_canonical_unpadded_base64url() {
-    let h = b64(ed_header(""));
-    let p = b64(payload());
-    let cases = [
-        // Padding.
-        format!("{h}=.{p}"),
-        format!("{h}.{p}=="),
-        // Standard alphabet characters.
-        format!("{}.{p}", h.replacen('e', "+", 1)),
-        format!("{h}.{}/", &p[..p.len() - 1]),
+fn every_rsa_algorithm_with_one_rsa_jwk() {
+    let der = rsa().to_der().unwrap();
+    let payload = || jwt_claims(claims());
+    let opts = typ("at+jwt");
+    let tokens = [
+        RS384KeyPair::from_der(&der)
+            .unwrap()
+            .with_key_id("rsa-1")
+            .sign_with_options(payload(), &opts),
+        RS512KeyPair::from_der(&der)
+            .unwrap()
+            .with_key_id("rsa-1")
+            .sign_with_options(payload(), &opts),
+        PS256KeyPair::from_der(&der)
+            .unwrap()
+            .with_key_id("rsa-1")
+            .sign_with_options(payload(), &opts),
+        PS384KeyPair::from_der(&der)
+            .unwrap()
+            .with_key_id("rsa-1")
+            .sign_with_options(payload(), &opts),
+        PS512KeyPair::from_der(&der)
+            .unwrap()
+            .with_key_id("rsa-1")
+            .sign_with_options(payload(), &opts),
     ];
-    for input in cases {
-        let token = format!("{input}.{}", sign_input(&input, Sig::Ed));
-        assert_eq!(
-            check(&token, &ed_keys()).unwrap_err(),
-            malformed(MalformedReason::Base64),
-            "{input}"
-        );
-    }
-    // "e30" is `{}`; "e31" decodes to the same byte with non-zero trailing bits.
-    let input = format!("{h}.e31");
-    let token = format!("{input}.{}", sign_input(&input, Sig::Ed));
-    assert_eq!(
-        check(&token, &ed_keys()).unwrap_err(),
-        malformed(MalformedReason::Base64)
-    );
-}
-
-#[test]
-fn json_shape() {
-    let cases = [
-        (
-            r#"{"alg":"EdDSA""#.to_owned(),
-            payload(),
-            MalformedReason::Json,
-        ),
-        (ed_header(""), "{\"iss\":".to_owned(), MalformedReason::Json),
-        (ed_header(""), "not json".to_owned(), MalformedReason::Json),
-        (
-            ed_header(""),
-            format!("{} ", payload()) + "{}",
-            MalformedReason::Json,
-        ),
-        (
-            ed_header(""),
-            "[1,2]".to_owned(),
-            MalformedReason::NotObject,
-        ),
-        (
-            ed_header(""),
-            "\"a string\"".to_owned(),
-            MalformedReason::NotObject,
-        ),
-        (ed_header(""), "42".to_owned(), MalformedReason::NotObject),
-        (
-            "[\"EdDSA\"]".to_owned(),
-            payload(),
-            MalformedReason::NotObject,
-        ),
-    ];
-    for (header, body, reason) in cases {
-        let token = craft(&header, &body, Sig::Ed);
-        assert_eq!(
-            check(&token, &ed_keys()).unwrap_err(),
-            malformed(reason),
-            "{header} {body}"
-        );
-    }
-    let invalid_utf8 = format!("{}.{}.AAAA", b64(ed_header("")), b64([0xff, 0xfe, b'{']));
-    assert_eq!(
-        check(&invalid_utf8, &ed_keys()).unwrap_err(),
-        malformed(MalformedReason::Json)
-    );
-}
-
-#[test]
-fn duplicate_members_are_refused() {
-    let dup = MalformedReason::DuplicateMember;
-    let evil_first = format!(
-        r#"{{"iss":"https://evil","iss":"{ISS}","aud":"{AUD}","exp":{}}}"#,
-        NOW + 300
-    );
-    let token = craft(&ed_header(""), &evil_first, Sig::Ed);
-    assert_eq!(check(&token, &ed_keys()).unwrap_err(), malformed(dup));
-    let dup_exp = format!(
-        r#"{{"iss":"{ISS}","aud":"{AUD}","exp":{},"exp":{}}}"#,
-        NOW - 100,
-        NOW + 300
-    );
-    let token = craft(&ed_header(""), &dup_exp, Sig::Ed);
-    assert_eq!(check(&token, &ed_keys()).unwrap_err(), malformed(dup));
-    let nested = format!(
-        r#"{{"iss":"{ISS}","aud":"{AUD}","exp":{},"ext":{{"a":1,"a":2}}}}"#,
-        NOW + 300
-    );
-    let token = craft(&ed_header(""), &nested, Sig::Ed);
-    assert_eq!(check(&token, &ed_keys()).unwrap_err(), malformed(dup));
-    let header = r#"{"alg":"HS256","alg":"EdDSA","kid":"ed-1","typ":"at+jwt"}"#;
-    let token = craft(header, &payload(), Sig::Ed);
-    assert_eq!(check(&token, &ed_keys()).unwrap_err(), malformed(dup));
-}
-
-#[test]
-fn oversized_token_is_refused() {
-    let big = json!({"iss": ISS, "aud": AUD, "exp": NOW + 300, "pad": "x".repeat(MAX_TOKEN_LEN)});
-    let token = ed_token("ed-1", big);
-    assert!(token.len() > MAX_TOKEN_LEN);
-    assert_eq!(check(&token, &ed_keys()).unwrap_err(), TokenError::TooLong);
-    assert_eq!(peek(&token).unwrap_err(), TokenError::TooLong);
-    let fits =
-        json!({"iss": ISS, "aud": AUD, "exp": NOW + 300, "pad": "x".repeat(MAX_TOKEN_LEN / 2)});
-    assert!(check(&ed_token("ed-1", fits), &ed_keys()).is_ok());
-}
-
-#[test]
-fn header_member_types_are_checked() {
-    for extra in [
-        r#","kid":1"#,
-        r#","jku":{}"#,
-        r#","x5c":"abc""#,
-        r#","x5c":[1]"#,
-        r#","cty":[]"#,
-    ] {
-        let header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt"{extra}}}"#);
-        let token = craft(&header, &payload(), Sig::Ed);
-        assert_eq!(
-            check(&token, &ed_keys()).unwrap_err(),
-            malformed(MalformedReason::HeaderField),
-            "{extra}"
-        );
+    let keys = rsa_keys_unbound();
+    for (token, alg) in tokens
+        .into_iter()
+        .zip(["RS384", "RS512", "PS256", "PS384", "PS512"])
+    {
+        let token = token.unwrap();
+        assert_eq!(peek(&token).unwrap().alg.as_deref(), Some(alg));
+        assert!(check(&token, &keys).is_ok(), "{alg}");
     }
 }
 
 #[test]
-fn jwe_shaped_token_is_reported_as_unsupported() {
-    let jwe = format!(
-        "{}.{}.{}.{}.{}",
-        b64(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#),
-        "a",
-        "b",
-        "c",
-        "d"
-    );
-    assert_eq!(classify(&jwe), TokenShape::Jwe);
+fn hmac_only_with_an_explicit_secret_and_policy() {
+    let header = r#"{"alg":"HS256","typ":"at+jwt","kid":"any"}"#;
+    let token = craft(header, &claims().to_string(), Sig::Hmac(SECRET, "HS256"));
+    let keys = KeySet::empty()
+        .with_hmac_secret(SECRET, &[Algorithm::HS256])
+        .unwrap();
+    let mut p = policy();
+    p.algorithms.push(Algorithm::HS256);
+    let names = ClaimNames::default();
+    assert!(verify_jwt(&token, &p, &keys, &names, NOW).is_ok());
+    // jwt-simple's own HMAC signer agrees (no kid).
+    let signed = HS256Key::from_bytes(SECRET)
+        .authenticate_with_options(jwt_claims(claims()), &typ("at+jwt"))
+        .unwrap();
+    assert!(verify_jwt(&signed, &p, &keys, &names, NOW).is_ok());
+    // Not in the policy's algorithms: refused even with the secret.
+    assert_eq!(check(&token, &keys).unwrap_err(), TokenError::AlgNotAllowed);
+    // In the policy but no secret: refused.
     assert_eq!(
-        check(&jwe, &rsa_keys()).unwrap_err(),
-        TokenError::JweUnsupported
+        verify_jwt(&token, &p, &rsa_keys_unbound(), &names, NOW).unwrap_err(),
+        TokenError::AlgNotAllowed
+    );
+    // Wrong secret.
+    let other = craft(
+        header,
+        &claims().to_string(),
+        Sig::Hmac(&[7u8; 32], "HS256"),
+    );
+    assert_eq!(
+        verify_jwt(&other, &p, &keys, &names, NOW).unwrap_err(),
+        TokenError::BadSignature
     );
 }
