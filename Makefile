@@ -138,9 +138,11 @@ policy-test:
 	cargo run --quiet --bin fhirgate -- check $(filter-out %.cases.json,$(wildcard policies/*.json))
 	cargo run --quiet --bin fhirgate -- test policies
 
-# Without debug info: the wasm32-unknown-unknown build is only for this test, and it compiles and
-# runs markedly faster.
+# The unit tests of the pure ring and the exchange (every #[test] of fhirgate-core but the few
+# that read files), compiled to Wasm and run under Node, plus tests/wasm.rs. Without debug info:
+# the wasm32-unknown-unknown build is only for this test, and it compiles and runs faster.
 wasm-test: tools-rust tools-wasm-bindgen
+	CARGO_PROFILE_DEV_DEBUG=false cargo test -p fhirgate-core --target wasm32-unknown-unknown --lib
 	CARGO_PROFILE_DEV_DEBUG=false cargo test --target wasm32-unknown-unknown --test wasm
 
 e2e: tools-envoy tools-node wasm

@@ -57,6 +57,9 @@ pub fn identity_headers(forward: &Forward, token: &VerifiedToken) -> Vec<(String
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     #[test]

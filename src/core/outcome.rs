@@ -186,6 +186,9 @@ pub struct LocalReply {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn header<'a>(reply: &'a LocalReply, name: &str) -> Option<&'a str> {

@@ -76,6 +76,9 @@ pub fn form_pairs(input: &str) -> impl Iterator<Item = Result<(String, String), 
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     #[test]

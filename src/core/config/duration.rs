@@ -87,6 +87,9 @@ impl<'de> serde::Deserialize<'de> for Duration {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::parse_millis;
 
     #[test]

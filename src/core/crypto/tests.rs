@@ -1,6 +1,9 @@
 //! Differential tests against the `rsa` crate (which jwt-simple uses) and jwt-simple itself, and
 //! Wycheproof-style edge cases built with the raw private-key operation.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use std::sync::OnceLock;
 
 use ::rsa::pkcs1v15::Pkcs1v15Sign;

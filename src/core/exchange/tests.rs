@@ -1,5 +1,8 @@
 //! The state machine driven by hand: events in, effects and verdicts out, no host.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use std::rc::Rc;
 
 use serde_json::{json, Value};

@@ -2,6 +2,9 @@
 //! a table of bad configurations with the key recorded from the oracle, and every truncation and
 //! single-byte edit of a full configuration.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 mod cases;
 
 use super::*;

@@ -1,5 +1,8 @@
 //! Unit tests of the negative introspection cache and the stored refusal codes.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 
 fn key(n: u8) -> [u8; 32] {

@@ -1,5 +1,8 @@
 //! Unit tests of the introspection callout request.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use crate::config::IntrospectionMode;
 

@@ -1,5 +1,8 @@
 //! Every supported interaction, base path variants, body needs and the CEL value.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use serde_json::json;
 

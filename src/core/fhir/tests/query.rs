@@ -1,5 +1,8 @@
 //! Query and form-body decoding.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::query::{parse_form, split_or, Params};
 use super::*;
 

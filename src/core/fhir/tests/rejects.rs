@@ -1,5 +1,8 @@
 //! Every malformed or ambiguous path is rejected with a specific error (bypass attempts).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 
 #[track_caller]

@@ -1,5 +1,8 @@
 //! The rule functions, exercised through CEL as policy authors use them.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use serde_json::json;
 
 use crate::rules::{RuleConfig, RuleInput, RuleOutcome, RuleSet, RuleVerdict};

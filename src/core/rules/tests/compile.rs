@@ -1,5 +1,8 @@
 //! Configuration-time behaviour: parsing, linting, validation.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use serde_json::json;
 
 use super::*;

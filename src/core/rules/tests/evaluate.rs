@@ -1,5 +1,8 @@
 //! Request-time behaviour: deny overrides, fail closed, flags, step-up, phases.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use serde_json::json;
 
 use super::*;

@@ -1,5 +1,8 @@
 //! Authorizing batch/transaction entries one by one (as the engine does).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use crate::fhir::{bundle_entries, FhirError};
 use serde_json::json;

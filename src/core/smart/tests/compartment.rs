@@ -1,6 +1,9 @@
 //! The patient compartment under `patient/` scopes (token patient `123`): instances, writes,
 //! type- and system-wide access, the type table.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::compartment::{check, reason, search};
 use super::super::need::Rule;
 use super::super::table;

@@ -1,5 +1,8 @@
 //! Granular scopes: search coverage, reads with response checks, resource matching.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use serde_json::json;
 

@@ -1,5 +1,8 @@
 //! Response-side compartment membership.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use serde_json::json;
 

@@ -1,5 +1,8 @@
 //! The operations table.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 
 #[test]

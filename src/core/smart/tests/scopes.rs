@@ -1,5 +1,8 @@
 //! Scope parsing.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 
 fn perms(s: &str) -> String {

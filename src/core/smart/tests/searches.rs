@@ -1,5 +1,8 @@
 //! Patient-scoped searches (token patient `123`): what constrains a search to the patient.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::compartment::reason;
 use super::*;
 

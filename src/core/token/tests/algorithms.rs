@@ -2,6 +2,9 @@
 //! JWK, never from the header (alg `none`, HMAC keyed with a public key, RSA against EC, `kid`
 //! tricks, embedded keys and key URLs, attacker-signed tokens).
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::verifier::{SigOutcome, Verifier};
 use super::super::*;
 use super::*;

@@ -1,5 +1,8 @@
 //! Tests of the per-worker token cache.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::*;
 use super::*;
 use serde_json::{json, Map, Value};

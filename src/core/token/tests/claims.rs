@@ -1,6 +1,9 @@
 //! The claim checks of a verified signature: `exp`, `nbf`, `iat`, lifetime, `iss`, `aud`,
 //! `typ`, the launch context, custom claim names, and the fixed error codes.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::*;
 use super::*;
 

@@ -1,6 +1,9 @@
 //! The JWS compact serialization and its JSON: segments, canonical base64url, strict JSON
 //! (duplicate members at any depth), header member types, size limits, JWE and `crit`.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::strict_json::{self, StrictJsonError};
 use super::super::*;
 use super::*;

@@ -1,5 +1,8 @@
 //! Tests of RFC 7662 introspection request pieces and response parsing.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::introspection::{basic_auth, form_urlencode, parse_response, request_body};
 use super::{AUD, ISS, NOW, *};
 use base64::engine::general_purpose::STANDARD;

@@ -1,6 +1,9 @@
 //! Loading key sets (JWKS documents, inline or fetched) and HMAC secrets: what is usable, what
 //! is skipped with a warning, and what is refused at load.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::verifier::Verifier;
 use super::*;
 

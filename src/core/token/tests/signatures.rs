@@ -2,6 +2,9 @@
 //! verify (differentially: both agree on valid and tampered tokens), and encodings other than
 //! the JWS ones are refused.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::super::*;
 use super::*;
 

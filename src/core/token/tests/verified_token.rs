@@ -1,5 +1,8 @@
 //! Tests of the `VerifiedToken` proof type: accessors, CEL value, cache form, policy tooling.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
 use super::*;
 use serde_json::{json, Map, Value};
 
