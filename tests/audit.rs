@@ -19,7 +19,12 @@ const READ: &str = "/fhir/Patient/123";
 const AUDIT_KEY: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY";
 const FORWARD_KEY: &str = "Wnl4d3Z1dHNycXBvbm1sa2ppaGdmZWRjYmFaWVhXVlU";
 
-fn config(audit: Value) -> String {
+/// The configuration of these tests; they look at the access-log values, which are set only
+/// when `audit.accessLog` asks for them (on unless a test says otherwise).
+fn config(mut audit: Value) -> String {
+    if audit.get("accessLog").is_none() {
+        audit["accessLog"] = json!(true);
+    }
     json!({
         "providers": [{
             "name": "main",
@@ -265,6 +270,14 @@ fn denials_are_counted_by_reason_and_rule_and_set_access_log_values() {
     let mut h = Harness::new(&config(json!({"accessLog": false})), 1);
     let id = h.send(0, Req::get(READ));
     assert!(h.filter_state(id).is_empty());
+    // Not asked for (the default): no filter state, not one hostcall for it.
+    let mut cfg: Value = serde_json::from_str(&config(json!({}))).unwrap();
+    cfg["audit"].as_object_mut().unwrap().remove("accessLog");
+    let mut h = Harness::new(&cfg.to_string(), 1);
+    let id = h.send(0, Req::get(READ));
+    assert_eq!(h.outcome(id).status(), 401);
+    assert!(h.filter_state(id).is_empty());
+    assert_eq!(h.hostcalls().get("set_filter_state"), None);
 }
 
 #[test]

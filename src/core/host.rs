@@ -114,3 +114,95 @@ pub trait Host {
     /// sample.
     fn metric(&self, kind: MetricKind, name: &str, value: i64);
 }
+
+/// A host whose clock is read once: within one proxy callback time does not move, so the
+/// engine wraps the host it is given in this and every `now_ms` after the first costs no
+/// hostcall. Everything else goes straight through.
+pub struct OneClock<'a> {
+    inner: &'a dyn Host,
+    now: std::cell::Cell<Option<u64>>,
+}
+
+impl<'a> OneClock<'a> {
+    /// Wraps `inner` for the length of one callback.
+    pub fn new(inner: &'a dyn Host) -> OneClock<'a> {
+        OneClock {
+            inner,
+            now: std::cell::Cell::new(None),
+        }
+    }
+}
+
+impl Host for OneClock<'_> {
+    fn now_ms(&self) -> u64 {
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = self.inner.now_ms();
+        self.now.set(Some(now));
+        now
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.inner.log(level, message);
+    }
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        self.inner.log_enabled(level)
+    }
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.inner.shared_get(key)
+    }
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.inner.shared_set(key, value, cas)
+    }
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> Option<u32> {
+        self.inner.http_call(cluster, headers, body, timeout_ms)
+    }
+    fn request_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        self.inner.request_headers(stream)
+    }
+    fn set_request_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        self.inner.set_request_header(stream, name, value);
+    }
+    fn request_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        self.inner.request_body(stream, size)
+    }
+    fn property(&self, stream: StreamId, path: &[&str]) -> Option<Vec<u8>> {
+        self.inner.property(stream, path)
+    }
+    fn set_filter_state(&self, stream: StreamId, key: &str, value: &str) {
+        self.inner.set_filter_state(stream, key, value);
+    }
+    fn send_reply(&self, stream: StreamId, reply: &LocalReply) {
+        self.inner.send_reply(stream, reply);
+    }
+    fn resume(&self, stream: StreamId) {
+        self.inner.resume(stream);
+    }
+    fn resume_response(&self, stream: StreamId) {
+        self.inner.resume_response(stream);
+    }
+    fn reset_response(&self, stream: StreamId) {
+        self.inner.reset_response(stream);
+    }
+    fn response_headers(&self, stream: StreamId) -> Vec<(String, String)> {
+        self.inner.response_headers(stream)
+    }
+    fn set_response_header(&self, stream: StreamId, name: &str, value: Option<&str>) {
+        self.inner.set_response_header(stream, name, value);
+    }
+    fn response_body(&self, stream: StreamId, size: usize) -> Option<Vec<u8>> {
+        self.inner.response_body(stream, size)
+    }
+    fn set_response_body(&self, stream: StreamId, body: &[u8]) {
+        self.inner.set_response_body(stream, body);
+    }
+    fn metric(&self, kind: MetricKind, name: &str, value: i64) {
+        self.inner.metric(kind, name, value);
+    }
+}

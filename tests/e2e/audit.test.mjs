@@ -106,6 +106,7 @@ describe('audit collector, access log and metrics', () => {
       config: (ctx) => baseConfig(ctx, {
         forward: { headers: { 'x-fhirgate-pseudonym': 'pseudonym' }, pseudonymSecret: FORWARD_KEY },
         audit: {
+          accessLog: true,
           subject: 'pseudonym',
           pseudonymSecret: AUDIT_KEY,
           collector: {

@@ -73,7 +73,7 @@ impl Default for Audit {
             subject: SubjectMode::Plain,
             purpose_of_use_claim: "purpose_of_use".to_string(),
             break_the_glass_purposes: vec!["BTG".to_string(), "ETREAT".to_string()],
-            access_log: true,
+            access_log: false,
             collector: None,
         }
     }
@@ -233,7 +233,7 @@ pub fn audit(raw: Option<RawAudit>, forward_key: Option<&[u8]>) -> Result<Audit,
         }
         out.break_the_glass_purposes = codes;
     }
-    out.access_log = raw.access_log.unwrap_or(true);
+    out.access_log = raw.access_log.unwrap_or(false);
     out.collector = match &raw.collector {
         Some(c) => Some(collector(c)?),
         None => None,

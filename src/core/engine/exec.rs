@@ -6,7 +6,7 @@ use std::rc::Rc;
 use super::auth::AuthStep;
 use super::{Action, Slot, Worker};
 use crate::exchange::{Connection, Direction, Effect, Event, Exchange, HoldMode, Verdict};
-use crate::host::{Host, LogLevel, StreamId};
+use crate::host::{Host, LogLevel, OneClock, StreamId};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::VerifiedToken;
 
@@ -30,6 +30,7 @@ impl Worker {
         stream: StreamId,
         end_of_stream: bool,
     ) -> Action {
+        let host = &OneClock::new(host);
         let headers = host.request_headers(stream);
         let source = host
             .property(stream, &["source", "address"])
@@ -61,6 +62,7 @@ impl Worker {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        let host = &OneClock::new(host);
         let event = Event::RequestBody {
             buffered: body_size,
             end_of_stream,
@@ -75,6 +77,7 @@ impl Worker {
         stream: StreamId,
         end_of_stream: bool,
     ) -> Action {
+        let host = &OneClock::new(host);
         if !self.streams.contains_key(&stream) {
             return Action::Continue;
         }
@@ -93,6 +96,7 @@ impl Worker {
         body_size: usize,
         end_of_stream: bool,
     ) -> Action {
+        let host = &OneClock::new(host);
         let event = Event::ResponseBody {
             buffered: body_size,
             end_of_stream,
@@ -103,6 +107,7 @@ impl Worker {
     /// Forgets a finished stream. A request that was allowed but whose response never came
     /// (upstream reset, client gone) still gets its audit record.
     pub fn on_stream_done(&mut self, host: &dyn Host, stream: StreamId) {
+        let host = &OneClock::new(host);
         self.drive(host, stream, Event::Done, Origin::External);
         self.streams.remove(&stream);
     }

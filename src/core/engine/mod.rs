@@ -23,7 +23,7 @@ use std::rc::Rc;
 use crate::audit::ship::ShipQueue;
 use crate::config::{Config, KeySource};
 use crate::exchange::{Direction, Exchange, HoldMode};
-use crate::host::{CalloutResult, Host, LogLevel, StreamId};
+use crate::host::{CalloutResult, Host, LogLevel, OneClock, StreamId};
 use crate::metrics::{self, Metric, MetricBuffer};
 use crate::token::TokenCache;
 
@@ -142,6 +142,7 @@ impl Worker {
     /// that waited on another worker's fetch, give up on waits that outlived their bound, probe
     /// holds (see [`HoldMode`]), and send the audit batches due.
     pub fn on_tick(&mut self, host: &dyn Host) {
+        let host = &OneClock::new(host);
         // First, while the tick's own (root) context is the one in effect: a callout dispatched
         // after a stream was finished here would belong to that stream, and end with it.
         self.flush_audit(host);
@@ -183,6 +184,7 @@ impl Worker {
 
     /// Handles the answer to a callout this worker started (on any of its contexts).
     pub fn on_callout_response(&mut self, host: &dyn Host, token: u32, result: CalloutResult) {
+        let host = &OneClock::new(host);
         match self.callouts.remove(&token) {
             Some(Callout::Jwks(i)) => {
                 let mut usable = false;

@@ -167,6 +167,8 @@ struct Request {
     started_ms: u64,
     /// Whether the decision needs the request body.
     wants_body: bool,
+    /// The client sent `Accept-Encoding` (removed when the response must be checked).
+    accept_encoding: bool,
 }
 
 /// Where a request body stands.

@@ -50,6 +50,7 @@ impl Exchange {
             info,
             started_ms: now_ms,
             wants_body: wants,
+            accept_encoding: headers.iter().any(|(n, _)| n == "accept-encoding"),
         };
         let authorization: Vec<&str> = headers
             .iter()
@@ -188,7 +189,9 @@ impl Exchange {
         r.held = false;
         self.forward_headers(&r.token, out);
         // The decision may need the response checked: ask upstream for an identity encoding.
-        out.push(Effect::RemoveRequestHeader("accept-encoding".to_string()));
+        if r.req.accept_encoding {
+            out.push(Effect::RemoveRequestHeader("accept-encoding".to_string()));
+        }
         out.push(Effect::Metric(Metric::inc(metrics::HEADERS_RELEASED_EARLY)));
     }
 
@@ -285,7 +288,7 @@ impl Exchange {
         match decision.response_check.take() {
             Some(check) => {
                 // Compressed answers cannot be checked: ask upstream for identity.
-                if held {
+                if held && req.accept_encoding {
                     out.push(Effect::RemoveRequestHeader("accept-encoding".to_string()));
                 }
                 let input = decision.input.take();

@@ -56,12 +56,14 @@ impl Exchange {
             audit_response(&up, Some(&denial), &ResponseSummary::default(), now_ms, out);
             return (State::Done, Verdict::Pause);
         }
-        // The body may change: its length is recomputed by the proxy.
-        out.push(Effect::SetResponseHeader(
-            "content-length".to_string(),
-            None,
-        ));
         let held = self.mode.holds_for_body();
+        if !held {
+            // The headers go now and the body may change: its length is recomputed by the proxy.
+            out.push(Effect::SetResponseHeader(
+                "content-length".to_string(),
+                None,
+            ));
+        }
         let checking = CheckingResponse {
             up,
             held,
@@ -115,7 +117,7 @@ impl Exchange {
         &mut self,
         mut c: CheckingResponse,
         now_ms: u64,
-        _out: &mut Vec<Effect>,
+        out: &mut Vec<Effect>,
     ) -> (State, Verdict) {
         let waited = now_ms.saturating_sub(c.held_since_ms);
         let release = c.held
@@ -129,6 +131,11 @@ impl Exchange {
             return (State::CheckingResponse(Box::new(c)), Verdict::Pause);
         }
         c.held = false;
+        // The headers go now; the body may still change.
+        out.push(Effect::SetResponseHeader(
+            "content-length".to_string(),
+            None,
+        ));
         if self.mode == HoldMode::Unknown {
             c.probing_since_ms = Some(now_ms);
         }
@@ -157,6 +164,13 @@ impl Exchange {
         match checked.verdict {
             ResponseVerdict::Pass => {}
             ResponseVerdict::Rewrite { body, .. } => {
+                if c.held {
+                    // Still held: the new body's length is recomputed by the proxy.
+                    out.push(Effect::SetResponseHeader(
+                        "content-length".to_string(),
+                        None,
+                    ));
+                }
                 out.push(Effect::ReplaceResponseBody(body));
                 out.push(Effect::Metric(Metric::inc(metrics::RESPONSES_REWRITTEN)));
                 if withheld > 0 {

@@ -306,7 +306,11 @@ fn safe_mode_releases_the_headers_after_authentication_and_holds_the_body() {
     let mut ex = Exchange::new(config(json!({})), HoldMode::Safe);
     request(
         &mut ex,
-        headers("POST", "/fhir/Observation", &[BEARER]),
+        headers(
+            "POST",
+            "/fhir/Observation",
+            &[BEARER, ("accept-encoding", "br")],
+        ),
         false,
     );
     let (v, out) = feed(
@@ -413,7 +417,11 @@ fn upstream(ex: &mut Exchange, scope: &str, patient: Option<&str>) {
 }
 
 fn upstream_at(ex: &mut Exchange, path: &str, scope: &str, patient: Option<&str>) {
-    let (_, out) = request(ex, headers("GET", path, &[BEARER]), true);
+    let (_, out) = request(
+        ex,
+        headers("GET", path, &[BEARER, ("accept-encoding", "gzip")]),
+        true,
+    );
     assert!(has(&out, |e| matches!(e, Effect::Authenticate(_))));
     let (v, out) = feed(ex, Event::Authenticated(Ok(token(scope, patient))), T0);
     assert_eq!(v, Verdict::Continue);
@@ -432,6 +440,7 @@ fn response_headers(status: &str, extra: &[(&str, &str)]) -> Event {
             "application/fhir+json".to_string(),
         ),
         ("etag".to_string(), "W/\"1\"".to_string()),
+        ("content-length".to_string(), "100".to_string()),
     ];
     h.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
     Event::ResponseHeaders {
@@ -473,12 +482,16 @@ fn full_mode_holds_the_response_headers_and_refuses_a_foreign_resource_with_403(
     upstream(&mut ex, "patient/Observation.rs", Some("123"));
     let (v, out) = feed(&mut ex, response_headers("200", &[]), T0);
     assert_eq!(v, Verdict::Pause);
+    assert!(
+        out.is_empty(),
+        "held headers are left alone until the body decides"
+    );
+    let (v, out) = body_events(&mut ex, observation("456"));
+    assert_eq!(v, Verdict::Continue);
     assert!(has(
         &out,
         |e| matches!(e, Effect::SetResponseHeader(n, None) if n == "content-length")
     ));
-    let (v, out) = body_events(&mut ex, observation("456"));
-    assert_eq!(v, Verdict::Continue);
     assert!(has(
         &out,
         |e| matches!(e, Effect::SetResponseHeader(n, Some(s)) if n == ":status" && s == "403")
@@ -527,6 +540,32 @@ fn a_bundle_is_rewritten_in_both_modes() {
         assert!(text.contains("Patient/123") && !text.contains("Patient/456"));
         assert_eq!(audits(&out)[0].withheld, 1);
     }
+}
+
+#[test]
+fn only_what_needs_changing_is_touched() {
+    // No Accept-Encoding sent: nothing to remove. A held response that passes unchanged keeps
+    // every upstream header (its Content-Length is right).
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    let (_, out) = request(
+        &mut ex,
+        headers("GET", "/fhir/Observation/1", &[BEARER]),
+        true,
+    );
+    assert!(removed(&out).is_empty());
+    let (_, out) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.rs", Some("123")))),
+        T0,
+    );
+    assert!(!removed(&out).contains(&"accept-encoding"));
+    feed(&mut ex, response_headers("200", &[]), T0);
+    let (v, out) = body_events(&mut ex, observation("123"));
+    assert_eq!(v, Verdict::Continue);
+    assert!(
+        !has(&out, |e| matches!(e, Effect::SetResponseHeader(..))),
+        "{out:?}"
+    );
 }
 
 #[test]
