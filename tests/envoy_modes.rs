@@ -207,6 +207,7 @@ fn workers_share_the_learned_mode() {
     assert!(matches!(h.outcome(first), Outcome::Forwarded(_)));
     h.tick();
     assert_eq!(h.workers[1].hold_mode(), HoldMode::Safe);
+    assert_eq!(critical_logs(&h).len(), 1, "said once for the proxy");
     // Worker 1 never waits for a probe.
     let second = h.send(1, create(&t, "123"));
     assert!(matches!(h.outcome(second), Outcome::Forwarded(_)));

@@ -104,12 +104,43 @@ pub fn decide_explained(
     decide_with(config, token, req, body, true)
 }
 
+/// The decision (a denial) of a request whose decision needs its body, when no body could lift it: a write
+/// (create, update, patch) whose scopes, patient context or rules refuse it on its headers alone.
+/// The rules never see a write's body and SMART checks only the written resource's compartment
+/// against the body, so such a denial stands whatever the body holds; the request is refused
+/// before anything (even in safe mode) reaches the upstream. `None` for `_search` forms and
+/// batches (their body is the request), and when the headers alone allow.
+pub fn decide_on_headers(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    explain: bool,
+) -> Option<Decision> {
+    if body_need(&req.method, &req.path, &config.base_path) != BodyNeed::None {
+        return None;
+    }
+    let decision = decide_inner(config, token, req, None, explain, true);
+    decision.denial.is_some().then_some(decision)
+}
+
 fn decide_with(
     config: &Config,
     token: &VerifiedToken,
     req: &RequestInfo,
     body: Option<&[u8]>,
     explain: bool,
+) -> Decision {
+    decide_inner(config, token, req, body, explain, false)
+}
+
+/// `head_only`: the written resource is not there yet (its compartment is not checked).
+fn decide_inner(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    body: Option<&[u8]>,
+    explain: bool,
+    head_only: bool,
 ) -> Decision {
     let mut decision = Decision {
         explain,
@@ -193,6 +224,7 @@ fn decide_with(
         token,
         scopes: &scopes,
         input,
+        head_only,
     };
     // The container itself goes through the rules too (rules can refuse all batches).
     let own_resource = if entries.is_empty() {
@@ -259,6 +291,8 @@ struct Ctx<'a> {
     scopes: &'a ScopeSet,
     /// The rules' input (absent without rules); `fhir` is set per request or bundle entry.
     input: Option<RuleInput>,
+    /// Deciding on the headers alone: the written resource is not checked.
+    head_only: bool,
 }
 
 fn authorize_one(
@@ -272,7 +306,7 @@ fn authorize_one(
     if ctx.config.smart_enforce {
         match authorize(ctx.scopes, fhir, ctx.token.patient()) {
             Ok(grant) => {
-                if grant.needs_request_check {
+                if grant.needs_request_check && !ctx.head_only {
                     let patient = ctx.token.patient().unwrap_or_default();
                     let inside = resource
                         .map(|r| resource_in_patient_compartment(r, patient) == Membership::In)

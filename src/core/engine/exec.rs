@@ -337,10 +337,11 @@ impl Worker {
         }
         self.mode = mode;
         let key = format!("fhirgate.{}.{MODE_KEY}", self.config_id);
-        if host.shared_get(&key).is_none() {
-            host.shared_set(&key, mode.as_str().as_bytes(), None);
+        // The first worker to learn it tells the others, and says so in the log (once).
+        if host.shared_get(&key).is_none() && host.shared_set(&key, mode.as_str().as_bytes(), None)
+        {
+            self.report_mode(host);
         }
-        self.report_mode(host);
     }
 
     /// Adopts a mode another worker learned.
@@ -355,13 +356,11 @@ impl Worker {
             .and_then(|v| HoldMode::parse(&v));
         if let Some(mode) = learned {
             self.mode = mode;
-            self.report_mode(host);
         }
     }
 
-    fn report_mode(&mut self, host: &dyn Host) {
-        if self.mode == HoldMode::Safe && !self.mode_logged {
-            self.mode_logged = true;
+    fn report_mode(&self, host: &dyn Host) {
+        if self.mode == HoldMode::Safe {
             host.log(
                 LogLevel::Critical,
                 "fhirgate: Envoy delivers no body to a filter whose headers callback paused: set \

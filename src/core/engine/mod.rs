@@ -83,8 +83,6 @@ pub struct Worker {
     ship_failing: bool,
     /// How the proxy treats held headers callbacks, as learned so far.
     mode: HoldMode,
-    /// Safe mode was reported in the log (once per worker).
-    mode_logged: bool,
     /// Metric updates waiting for the next flush.
     metrics: MetricBuffer,
 }
@@ -118,7 +116,6 @@ impl Worker {
             key_waiters: HashMap::new(),
             intro_waiters: HashMap::new(),
             mode: HoldMode::Unknown,
-            mode_logged: false,
             metrics: MetricBuffer::default(),
         }
     }

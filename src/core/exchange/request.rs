@@ -9,7 +9,7 @@ use super::{
     State, Upstream, Verdict,
 };
 use crate::audit::AuditRecord;
-use crate::decision::{decide, decide_explained, wants_body};
+use crate::decision::{decide, decide_explained, decide_on_headers, wants_body};
 use crate::forward::identity_headers;
 use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
@@ -149,6 +149,26 @@ impl Exchange {
         });
         if !a.req.wants_body {
             return self.decide(a.req, token, None, a.held, now_ms, out);
+        }
+        // A write that its headers already refuse is refused now: no body could lift it, and
+        // nothing (not even in safe mode) goes upstream.
+        if let Some(mut decision) =
+            decide_on_headers(&self.config, &token, &a.req.info, self.explain)
+        {
+            self.trace.append(&mut decision.trace);
+            self.note(|| "decided on the headers: no body could change it".to_string());
+            if let Some(denial) = decision.denial.clone() {
+                self.note(|| {
+                    format!(
+                        "decision: deny {} ({}): {}",
+                        denial.status(),
+                        denial.reason,
+                        denial.description
+                    )
+                });
+                let record = AuditRecord::new(now_ms, &a.req.info, Some(&token), &decision, 0);
+                return self.reply(a.req, record, Some(token), &denial, out);
+            }
         }
         if a.body.complete {
             if a.body.buffered == 0 {

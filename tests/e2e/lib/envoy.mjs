@@ -50,8 +50,12 @@ function staticCluster(name, port, { connectTimeout = '1s' } = {}) {
   };
 }
 
-/** The `envoy.filters.http.wasm` entry for fhirgate with `config` (object or JSON string). */
-export function wasmFilter(config, wasmPath = WASM) {
+/**
+ * The `envoy.filters.http.wasm` entry for fhirgate with `config` (object or JSON string).
+ * `stopIteration: false` leaves out `allow_on_headers_stop_iteration` (Envoy's default, all an
+ * Istio WasmPlugin can express: fhirgate's safe mode, README "Envoy modes").
+ */
+export function wasmFilter(config, wasmPath = WASM, { stopIteration = true } = {}) {
   return {
     name: 'envoy.filters.http.wasm',
     typed_config: {
@@ -70,8 +74,8 @@ export function wasmFilter(config, wasmPath = WASM) {
         },
         fail_open: false,
         // Envoy >= 1.35: a paused headers callback holds the headers but still delivers the body
-        // to the filter (needed to check a response before its status goes out).
-        allow_on_headers_stop_iteration: true,
+        // to the filter (fhirgate's full mode).
+        ...(stopIteration ? { allow_on_headers_stop_iteration: true } : {}),
       },
     },
   };
@@ -111,10 +115,11 @@ export const ACCESS_LOG_FORMATTERS = [{
  */
 export function renderBootstrap({
   listenPort, adminPort, fhirPort, idpPort, filterConfig, clusters = {}, wasmPath = WASM, extraFilters = [],
+  stopIteration = true,
   accessLogPath,
 }) {
   const httpFilters = [...extraFilters];
-  if (filterConfig !== undefined && filterConfig !== null) httpFilters.push(wasmFilter(filterConfig, wasmPath));
+  if (filterConfig !== undefined && filterConfig !== null) httpFilters.push(wasmFilter(filterConfig, wasmPath, { stopIteration }));
   httpFilters.push({
     name: 'envoy.filters.http.router',
     typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },

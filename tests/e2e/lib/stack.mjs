@@ -51,6 +51,7 @@ export function introspectionConfig(idp, extra = {}) {
  */
 export async function startStack({
   config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters,
+  stopIteration = true,
 } = {}) {
   const listenPort = await freePort();
   const audience = `http://127.0.0.1:${listenPort}/fhir`;
@@ -70,6 +71,7 @@ export async function startStack({
     const filters = typeof extraFilters === 'function' ? extraFilters(ctx) : extraFilters;
     stack.envoy = await startEnvoy({
       listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters, extraFilters: filters,
+      stopIteration,
     });
   } catch (err) {
     await stack.stop();
