@@ -5,47 +5,13 @@
 // request 503 with an empty body. Nothing reaches the upstream unchecked (it records every request
 // whose headers arrive).
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { WASM } from './lib/envoy.mjs';
+import { MODULE_SHA, remoteCode, startModuleServer } from './lib/module-server.mjs';
 import { bearer, eventually, startStack } from './lib/stack.mjs';
 
-const MODULE = fs.readFileSync(WASM);
-const MODULE_SHA = crypto.createHash('sha256').update(MODULE).digest('hex');
-
-/** Serves the module at /fhirgate.wasm and records each request. */
-async function startModuleServer() {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    requests.push(req.url);
-    if (req.url !== '/fhirgate.wasm') {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/wasm', 'content-length': MODULE.length });
-    res.end(MODULE);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: server.address().port, requests, stop: () => new Promise((resolve) => server.close(resolve)) };
-}
-
 /** A stack whose filter loads its code from the module server, pinned to `sha256`. */
-async function remoteStack(origin, sha256) {
-  return startStack({
-    clusters: { wasm_origin: origin.port },
-    editBootstrap: (b) => {
-      const hcm = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
-      const wasm = hcm.http_filters.find((f) => f.name === 'envoy.filters.http.wasm');
-      wasm.typed_config.config.vm_config.code = {
-        remote: {
-          http_uri: { uri: `http://127.0.0.1:${origin.port}/fhirgate.wasm`, cluster: 'wasm_origin', timeout: '10s' },
-          sha256,
-        },
-      };
-    },
-  });
+function remoteStack(origin, sha256) {
+  return startStack({ clusters: { wasm_origin: origin.port }, editBootstrap: remoteCode(origin, sha256) });
 }
 
 async function prometheusValue(envoy, name) {
