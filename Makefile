@@ -8,6 +8,8 @@
 #   (real Envoy); `tests/e2e/node_modules` from package-lock.json (test tools, and binaryen's wasm-opt);
 #   `$(TOOLS)/bin/wasm-bindgen-test-runner` (~/.cache/fhirgate/tools)
 #   at exactly the wasm-bindgen version in Cargo.lock.
+#   Debian packages by apt-get when their command is missing: docker-registry and skopeo (the OCI
+#   round trip of `make oci`), prometheus (promtool, for the alert rules).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
