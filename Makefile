@@ -8,6 +8,8 @@
 #   (real Envoy); `tests/e2e/node_modules` from package-lock.json (test tools, and binaryen's wasm-opt);
 #   `$(TOOLS)/bin/wasm-bindgen-test-runner` (~/.cache/fhirgate/tools)
 #   at exactly the wasm-bindgen version in Cargo.lock.
+#   Debian packages by apt-get when their command is missing: docker-registry and skopeo (the OCI
+#   round trip of `make oci`), prometheus (promtool, for the alert rules).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -36,7 +38,8 @@ export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen wasm fmt-check clippy unit \
-        policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro wasm-size
+        policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro wasm-size \
+        tools-oci tools-prom oci prom-test istio-examples
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -45,12 +48,34 @@ help:
 	@echo "make wasm       build target/fhirgate.wasm (cargo, then wasm-opt -Oz)"
 	@echo "make wasm-size  build target/fhirgate-size.wasm (compiled for size: < 1 MB, slower)"
 	@echo "make e2e        end-to-end suite against real Envoy, oidc-provider and a FHIR router"
+	@echo "make oci        OCI image layout of target/fhirgate.wasm at target/oci (for Istio; no Docker)"
+	@echo "make prom-test  promtool check + unit tests of envoy/prometheus-alerts.yaml"
+	@echo "make istio-examples  re-render envoy/istio-wasmplugin.yaml and envoy/istio-envoyfilter.yaml"
 	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
 	@echo "make bench      stage microbenchmarks + side-by-side Envoy benchmark (bench/results.md); not in make test"
 
 # ---------------------------------------------------------------- tools
 
-tools: tools-rust tools-envoy tools-node tools-wasm-bindgen
+tools: tools-rust tools-envoy tools-node tools-wasm-bindgen tools-oci tools-prom
+
+# apt_need <command> <Debian package>: installs the package when the command is missing (a warm
+# run does nothing). The machine's policy-rc.d keeps the packages' services from starting: the
+# tests start and stop their own registry.
+define apt_need
+	@command -v $(1) >/dev/null || { echo "apt-get install -y $(2)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(2) >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(2) >/dev/null; }; \
+	  command -v $(1) >/dev/null; }
+endef
+
+# A registry (Debian's docker-registry, the CNCF distribution) and skopeo, for the OCI round trip.
+tools-oci:
+	$(call apt_need,docker-registry,docker-registry)
+	$(call apt_need,skopeo,skopeo)
+
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules.
+tools-prom:
+	$(call apt_need,promtool,prometheus)
 
 tools-rust:
 	@installed="$$(rustup target list --installed)"; \
@@ -121,6 +146,15 @@ wasm-size: tools-rust tools-node
 	  cargo build --release --target wasm32-wasip1 --lib
 	$(call wasm_opt,$(ROOT)/target/size/wasm32-wasip1/release/fhirgate.wasm,$(ROOT)/target/fhirgate-size.wasm)
 
+# The shipped filter as an OCI image layout Istio's image fetcher accepts (tools/oci-layout.mjs:
+# one tar+gzip layer holding plugin.wasm), tagged with the crate version; reproducible, so a
+# rerun writes the same digests. Push it with skopeo (README, "Loading it in Envoy and Istio").
+OCI_DIR := $(ROOT)/target/oci
+OCI_TAG ?= $(shell awk -F'"' '/^version = /{print $$2; exit}' $(ROOT)/Cargo.toml)
+
+oci: wasm
+	node "$(ROOT)/tools/oci-layout.mjs" "$(WASM_OUT)" "$(OCI_DIR)" "$(OCI_TAG)"
+
 # ---------------------------------------------------------------- checks
 
 fmt-check: tools-rust
@@ -145,14 +179,27 @@ wasm-test: tools-rust tools-wasm-bindgen
 	CARGO_PROFILE_DEV_DEBUG=false cargo test -p fhirgate-core --target wasm32-unknown-unknown --lib
 	CARGO_PROFILE_DEV_DEBUG=false cargo test --target wasm32-unknown-unknown --test wasm
 
-e2e: tools-envoy tools-node wasm
-	cd "$(E2E)" && node --test --test-concurrency=1 --test-timeout=300000 *.test.mjs
+# The alert rules: syntax and expressions (check), and their unit tests on series named as Envoy
+# exports them (test); tests/e2e/metrics.test.mjs checks those names against a real scrape.
+prom-test: tools-prom
+	promtool check rules "$(ROOT)/envoy/prometheus-alerts.yaml"
+	cd "$(ROOT)/envoy" && promtool test rules prometheus-alerts.test.yaml
+
+# Re-renders the Istio examples in envoy/ (tests/e2e/istio.test.mjs checks they are current).
+istio-examples: tools-node
+	cargo build --quiet --bin fhirgate
+	cd "$(E2E)" && FHIRGATE_BIN="$(ROOT)/target/debug/fhirgate" FHIRGATE_UPDATE_EXAMPLES=1 \
+	  node --test --test-name-pattern='checked-in' istio.test.mjs
+
+e2e: tools-envoy tools-node tools-oci wasm oci
+	cargo build --quiet --bin fhirgate
+	cd "$(E2E)" && FHIRGATE_BIN="$(ROOT)/target/debug/fhirgate" node --test --test-concurrency=1 --test-timeout=300000 *.test.mjs
 
 # Checks the example bootstrap in envoy/ (needs the built filter).
 validate-envoy: tools-envoy wasm
 	"$(ENVOY)" --mode validate -c "$(ROOT)/envoy/envoy.yaml" -l error --disable-hot-restart
 
-test: tools fmt-check clippy unit policy-test wasm-test e2e
+test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e
 
 demo: tools-envoy tools-node wasm
 	cd "$(E2E)" && node demo.mjs

@@ -220,15 +220,60 @@ fn cli_render_formats() {
     ]);
     assert_eq!(code, 0);
     assert!(out.contains("envoy.filters.http.wasm") && out.contains("\"/w/f.wasm\""));
-    let (code, out, _) = fhirgate(&[
+    let sha = "a".repeat(64);
+    for (format, kind) in [
+        ("istio", "kind: WasmPlugin"),
+        ("wasmplugin", "kind: WasmPlugin"),
+        ("envoyfilter", "kind: EnvoyFilter"),
+    ] {
+        let (code, out, _) = fhirgate(&[
+            "render",
+            "--policy",
+            "policies/network-restrictions.json",
+            "--format",
+            format,
+            "--sha256",
+            &sha,
+            "--port",
+            "8080",
+        ]);
+        assert_eq!(code, 0, "{format}");
+        assert!(out.contains(kind) && out.contains(&sha), "{out}");
+        // An Istio manifest is always pinned.
+        let (code, _, err) = fhirgate(&[
+            "render",
+            "--policy",
+            "policies/network-restrictions.json",
+            "--format",
+            format,
+        ]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--sha256"), "{err}");
+    }
+    let (code, _, err) = fhirgate(&[
         "render",
         "--policy",
         "policies/network-restrictions.json",
         "--format",
-        "istio",
+        "wasmplugin",
+        "--sha256",
+        &sha,
+        "--oci-layout",
+        "target/oci",
     ]);
-    assert_eq!(code, 0);
-    assert!(out.contains("kind: WasmPlugin"));
+    assert_eq!(code, 2);
+    assert!(err.contains("not both"), "{err}");
+    let (code, _, err) = fhirgate(&[
+        "render",
+        "--policy",
+        "policies/network-restrictions.json",
+        "--format",
+        "wasmplugin",
+        "--oci-layout",
+        "/nonexistent",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/index.json"), "{err}");
     assert_eq!(
         fhirgate(&[
             "render",

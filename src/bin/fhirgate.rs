@@ -4,7 +4,7 @@
 //! fhirgate check <policy.json|config.json>...   compile and lint rules
 //! fhirgate test [dir]                            run every *.cases.json against its policy
 //! fhirgate eval --policy p.json --token claims.json --request 'GET /fhir/Observation?patient=1'
-//! fhirgate render --policy p.json [--base config.json] --format plugin|envoy|istio
+//! fhirgate render --policy p.json [--base config.json] --format plugin|envoy|wasmplugin|envoyfilter
 //! ```
 //!
 //! Run from the repository with `cargo run --bin fhirgate -- test policies`.

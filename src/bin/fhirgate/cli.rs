@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use fhirgate::authoring::{
-    self, cases::Expect, check_document, render, Case, CaseRequest, DocumentKind, Format, Policy,
-    RenderOptions,
+    self, cases::Expect, check_document, istio, render, Case, CaseRequest, DocumentKind, Format,
+    Policy, RenderOptions,
 };
 use serde_json::Value;
 
@@ -22,9 +22,14 @@ usage:
                 [--rules-only]
       explain one decision step by step: token, FHIR request, SMART, each rule (with --rules-only:
       the policy's rules alone, without SMART enforcement)
-  fhirgate render --policy p.json [--base config.json] --format plugin|envoy|istio
-                  [--name fhirgate] [--namespace default] [--wasm path-or-url] [--selector key=value]...
-      write the plugin configuration, an Envoy filter or an Istio WasmPlugin
+  fhirgate render --policy p.json [--base config.json] --format plugin|envoy|wasmplugin|envoyfilter
+                  [--name fhirgate] [--namespace default] [--wasm path] [--selector key=value]...
+                  [--image oci://registry/fhirgate:tag] [--sha256 hex | --oci-layout target/oci]
+                  [--port 8080]
+      write the plugin configuration, an Envoy filter, or an Istio WasmPlugin (safe mode) or
+      EnvoyFilter (full mode); the Istio manifests pin the module: --sha256 is the image
+      manifest's digest for oci:// (the module's for https://), --oci-layout reads it from the
+      layout `make oci` built
 ";
 
 /// Exit codes: 0 success, 1 problems found / tests failed, 2 usage or I/O error.
@@ -255,6 +260,16 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     Ok(0)
 }
 
+/// The manifest digest that the OCI image layout in `dir` (`make oci`) holds for the image URL's
+/// tag.
+fn layout_digest(dir: &str, url: Option<&str>) -> Result<String, String> {
+    let url = url.unwrap_or(istio::DEFAULT_IMAGE);
+    let reference = istio::oci_ref(url)
+        .ok_or_else(|| format!("--oci-layout pins an oci:// image, not {url:?}"))?;
+    let index = read(&format!("{dir}/index.json"))?;
+    istio::layout_manifest_digest(&index, &reference).map_err(|e| format!("{dir}: {e}"))
+}
+
 fn render_cmd(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     let o = Opts::parse(
         args,
@@ -265,6 +280,10 @@ fn render_cmd(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             "--name",
             "--namespace",
             "--wasm",
+            "--image",
+            "--sha256",
+            "--oci-layout",
+            "--port",
             "--selector",
         ],
         &[],
@@ -275,8 +294,9 @@ fn render_cmd(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
         lines.join("\n")
     })?;
     let format_name = o.need("--format")?;
-    let format = Format::parse(format_name)
-        .ok_or_else(|| format!("--format {format_name:?}: use plugin, envoy or istio"))?;
+    let format = Format::parse(format_name).ok_or_else(|| {
+        format!("--format {format_name:?}: use plugin, envoy, wasmplugin or envoyfilter")
+    })?;
     let base = o.one("--base").map(read_json).transpose()?;
     let mut opts = RenderOptions::default();
     if let Some(n) = o.one("--name") {
@@ -285,7 +305,20 @@ fn render_cmd(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
     if let Some(n) = o.one("--namespace") {
         opts.namespace = n.to_string();
     }
-    opts.wasm = o.one("--wasm").map(str::to_string);
+    opts.wasm = o.one("--image").or(o.one("--wasm")).map(str::to_string);
+    opts.port = o
+        .one("--port")
+        .map(|p| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("--port {p:?}: expected 1-65535")),
+        })
+        .transpose()?;
+    opts.sha256 = match (o.one("--sha256"), o.one("--oci-layout")) {
+        (Some(_), Some(_)) => return Err("give --sha256 or --oci-layout, not both".to_string()),
+        (Some(s), None) => Some(s.to_string()),
+        (None, Some(dir)) => Some(layout_digest(dir, opts.wasm.as_deref())?),
+        (None, None) => None,
+    };
     let selectors: Vec<&str> = o.all("--selector").collect();
     if !selectors.is_empty() {
         opts.selector = selectors

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod full;
+pub mod istio;
 pub mod policy;
 pub mod render;
 

@@ -1,5 +1,5 @@
 //! `fhirgate render`: the plugin configuration for a policy, as JSON, as an Envoy
-//! `envoy.filters.http.wasm` filter, or as an Istio `WasmPlugin`.
+//! `envoy.filters.http.wasm` filter, or as an Istio `WasmPlugin` or `EnvoyFilter` (`istio.rs`).
 
 use serde_json::{json, Value};
 
@@ -13,17 +13,20 @@ pub enum Format {
     Plugin,
     /// An entry for Envoy's `http_filters` (YAML).
     Envoy,
-    /// An Istio `extensions.istio.io/v1alpha1` `WasmPlugin` (YAML).
-    Istio,
+    /// An Istio `extensions.istio.io/v1alpha1` `WasmPlugin` (YAML): safe mode.
+    WasmPlugin,
+    /// An Istio `networking.istio.io/v1alpha3` `EnvoyFilter` (YAML): full mode.
+    EnvoyFilter,
 }
 
 impl Format {
-    /// Parses `plugin`, `envoy` or `istio`.
+    /// Parses `plugin`, `envoy`, `wasmplugin` (or `istio`) or `envoyfilter`.
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "plugin" => Some(Format::Plugin),
             "envoy" => Some(Format::Envoy),
-            "istio" => Some(Format::Istio),
+            "wasmplugin" | "istio" => Some(Format::WasmPlugin),
+            "envoyfilter" => Some(Format::EnvoyFilter),
             _ => None,
         }
     }
@@ -40,6 +43,10 @@ pub struct RenderOptions {
     pub wasm: Option<String>,
     /// Istio workload selector labels (default `app: fhir-server`).
     pub selector: Vec<(String, String)>,
+    /// Istio: the pinned digest (hex, or `sha256:hex`); required by both Istio formats.
+    pub sha256: Option<String>,
+    /// Istio: the workload port the filter applies to (default: every inbound port).
+    pub port: Option<u16>,
 }
 
 impl Default for RenderOptions {
@@ -49,6 +56,8 @@ impl Default for RenderOptions {
             namespace: "default".to_string(),
             wasm: None,
             selector: vec![("app".to_string(), "fhir-server".to_string())],
+            sha256: None,
+            port: None,
         }
     }
 }
@@ -88,11 +97,11 @@ pub fn plugin_config(policy: &Policy, base: Option<&Value>) -> Result<Value, Str
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
-fn q(s: &str) -> String {
+pub(super) fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
 }
 
-fn indented_json(v: &Value, indent: usize) -> Result<String, String> {
+pub(super) fn indented_json(v: &Value, indent: usize) -> Result<String, String> {
     let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
     let pad = " ".repeat(indent);
     Ok(text.lines().map(|l| format!("{pad}{l}\n")).collect())
@@ -136,32 +145,7 @@ pub fn render(
             out.push_str(&indented_json(&config, 10)?);
             Ok(out)
         }
-        Format::Istio => {
-            let url = opts
-                .wasm
-                .as_deref()
-                .unwrap_or("oci://registry.example.org/fhirgate:0.1.0");
-            let mut out = String::new();
-            out.push_str("# fhirgate for Istio: runs in the AUTHN phase of the selected workloads' sidecars and\n");
-            out.push_str("# fails closed. Service entries for the identity provider must exist.\n");
-            out.push_str("apiVersion: extensions.istio.io/v1alpha1\n");
-            out.push_str("kind: WasmPlugin\n");
-            out.push_str("metadata:\n");
-            out.push_str(&format!("  name: {}\n", q(&opts.name)));
-            out.push_str(&format!("  namespace: {}\n", q(&opts.namespace)));
-            out.push_str("spec:\n");
-            if !opts.selector.is_empty() {
-                out.push_str("  selector:\n    matchLabels:\n");
-                for (k, v) in &opts.selector {
-                    out.push_str(&format!("      {}: {}\n", q(k), q(v)));
-                }
-            }
-            out.push_str(&format!("  url: {}\n", q(url)));
-            out.push_str("  phase: AUTHN\n");
-            out.push_str("  failStrategy: FAIL_CLOSE\n");
-            out.push_str("  pluginConfig:\n");
-            out.push_str(&indented_json(&config, 4)?);
-            Ok(out)
-        }
+        Format::WasmPlugin => super::istio::wasm_plugin(&config, opts),
+        Format::EnvoyFilter => super::istio::envoy_filter(&config, opts),
     }
 }

@@ -217,6 +217,11 @@ fn render_envoy_and_istio() {
         namespace: "fhir\"ns".into(),
         ..RenderOptions::default()
     };
+    let istio_opts = RenderOptions {
+        wasm: None,
+        sha256: Some("a".repeat(64)),
+        ..opts.clone()
+    };
     let envoy = render(&policy, None, Format::Envoy, &opts).unwrap();
     assert!(envoy.contains("- name: envoy.filters.http.wasm\n"));
     assert!(envoy.contains("runtime: envoy.wasm.runtime.v8"));
@@ -228,7 +233,7 @@ fn render_envoy_and_istio() {
             .len(),
         3
     );
-    let istio = render(&policy, None, Format::Istio, &opts).unwrap();
+    let istio = render(&policy, None, Format::WasmPlugin, &istio_opts).unwrap();
     assert!(istio.contains("kind: WasmPlugin\n"));
     assert!(istio.contains("apiVersion: extensions.istio.io/v1alpha1\n"));
     assert!(
@@ -240,7 +245,9 @@ fn render_envoy_and_istio() {
         embedded_json(&istio, "pluginConfig:\n")["rules"][1]["name"],
         "internal-only"
     );
-    assert_eq!(Format::parse("istio"), Some(Format::Istio));
+    assert_eq!(Format::parse("istio"), Some(Format::WasmPlugin));
+    assert_eq!(Format::parse("wasmplugin"), Some(Format::WasmPlugin));
+    assert_eq!(Format::parse("envoyfilter"), Some(Format::EnvoyFilter));
     assert_eq!(Format::parse("yaml"), None);
 }
 

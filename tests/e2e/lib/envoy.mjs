@@ -360,7 +360,7 @@ let envoyCounter = 0;
 /**
  * Writes a bootstrap and starts Envoy. Options: `fhirPort`, `idpPort`, `filterConfig` (object, JSON
  * string, or a function `(ports) => config` called once the ports are known), `clusters`,
- * `listenPort`, `adminPort`, `name`.
+ * `listenPort`, `adminPort`, `name`, `editBootstrap`, `readyTimeoutMs`.
  */
 export async function startEnvoy(options) {
   fs.mkdirSync(RUN_DIR, { recursive: true });
@@ -372,7 +372,9 @@ export async function startEnvoy(options) {
     ? options.filterConfig({ listenPort, adminPort })
     : options.filterConfig;
   const accessLogFile = path.join(RUN_DIR, `${name}.access.log`);
-  const bootstrap = renderBootstrap({ ...options, listenPort, adminPort, filterConfig, accessLogPath: accessLogFile });
+  let bootstrap = renderBootstrap({ ...options, listenPort, adminPort, filterConfig, accessLogPath: accessLogFile });
+  // `editBootstrap(bootstrap, ports)` may change it (or return a replacement) before it is written.
+  if (options.editBootstrap) bootstrap = options.editBootstrap(bootstrap, { listenPort, adminPort }) ?? bootstrap;
   const configFile = path.join(RUN_DIR, `${name}.json`);
   const logFile = path.join(RUN_DIR, `${name}.log`);
   fs.writeFileSync(configFile, JSON.stringify(bootstrap, null, 2));

@@ -47,10 +47,10 @@ export function introspectionConfig(idp, extra = {}) {
  * Starts IdP, FHIR upstream and Envoy. `config(ctx)` returns the filter configuration (default
  * `baseConfig(ctx)`); `config: null` runs Envoy without fhirgate. `beforeEnvoy(ctx)` runs once IdP
  * and upstream are up; `idpDown: true` then stops the IdP before Envoy starts (start it again with
- * `stack.idp.start()`).
+ * `stack.idp.start()`); `editBootstrap` goes to `startEnvoy`.
  */
 export async function startStack({
-  config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters,
+  config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters, editBootstrap,
   stopIteration = true,
 } = {}) {
   const listenPort = await freePort();
@@ -70,7 +70,7 @@ export async function startStack({
     const filterConfig = config === null ? null : config(ctx);
     const filters = typeof extraFilters === 'function' ? extraFilters(ctx) : extraFilters;
     stack.envoy = await startEnvoy({
-      listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters, extraFilters: filters,
+      listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters, extraFilters: filters, editBootstrap,
       stopIteration,
     });
   } catch (err) {
