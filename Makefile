@@ -37,9 +37,9 @@ WBG_VER       = $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3
 export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen wasm fmt-check clippy unit \
-        policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro wasm-size \
-        tools-oci tools-prom oci prom-test istio-examples
+.PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
+        clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro \
+        wasm-size tools-oci tools-prom oci prom-test istio-examples
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -56,7 +56,7 @@ help:
 
 # ---------------------------------------------------------------- tools
 
-tools: tools-rust tools-envoy tools-node tools-wasm-bindgen tools-oci tools-prom
+tools: tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl tools-oci tools-prom
 
 # apt_need <command> <Debian package>: installs the package when the command is missing (a warm
 # run does nothing). The machine's policy-rc.d keeps the packages' services from starting: the
@@ -191,17 +191,26 @@ istio-examples: tools-node
 	cd "$(E2E)" && FHIRGATE_BIN="$(ROOT)/target/debug/fhirgate" FHIRGATE_UPDATE_EXAMPLES=1 \
 	  node --test --test-name-pattern='checked-in' istio.test.mjs
 
-e2e: tools-envoy tools-node tools-oci wasm oci
+e2e: tools-envoy tools-node tools-openssl tools-oci wasm oci
 	cargo build --quiet --bin fhirgate
 	cd "$(E2E)" && FHIRGATE_BIN="$(ROOT)/target/debug/fhirgate" node --test --test-concurrency=1 --test-timeout=300000 *.test.mjs
 
 # Checks the example bootstrap in envoy/ (needs the built filter).
-validate-envoy: tools-envoy wasm
+validate-envoy: tools-envoy wasm envoy-certs
 	"$(ENVOY)" --mode validate -c "$(ROOT)/envoy/envoy.yaml" -l error --disable-hot-restart
+
+# A throwaway test CA, server and client certificates for envoy/envoy.yaml's TLS listener
+# (envoy/certs/, git-ignored; made once).
+envoy-certs: tools-openssl tools-node
+	@[ -f "$(ROOT)/envoy/certs/ca.pem" ] || node "$(E2E)/lib/tls.mjs" "$(ROOT)/envoy/certs"
+
+# openssl makes the test certificates (mTLS tests, envoy-certs).
+tools-openssl:
+	$(call apt_need,openssl,openssl)
 
 test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e
 
-demo: tools-envoy tools-node wasm
+demo: tools-envoy tools-node tools-openssl wasm
 	cd "$(E2E)" && node demo.mjs
 
 # Stops Envoys left behind by an interrupted e2e run or demo (recorded in .run/e2e/*.pid).
@@ -216,10 +225,13 @@ clean-run:
 
 # ---------------------------------------------------------------- benchmark (not part of `make test`)
 
-# Criterion microbenchmarks of each stage (a light profile: no LTO, so it builds in reasonable time).
+# Criterion microbenchmarks of each stage and of one DPoP proof check (a light profile: no LTO, so
+# it builds in reasonable time). panic=unwind for the release profile too: otherwise the `fhirgate`
+# bin (panic=abort) and the benches (unwind) build the dependencies twice under the same file
+# names (cargo#6313) and the link mixes two serde_json copies.
 bench-micro:
-	CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
-	  cargo bench --bench stages -- --warm-up-time 1 --measurement-time 2
+	CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
+	  cargo bench --bench stages --bench dpop -- --warm-up-time 1 --measurement-time 2
 
 # Side-by-side: Envoy alone / native jwt_authn + RBAC / fhirgate, Envoy on core 0, wrk on core 1.
 bench: tools-envoy wasm wasm-size bench-micro

@@ -83,6 +83,10 @@ pub struct AuditRecord {
     /// `jwt` or `opaque`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_kind: Option<&'static str>,
+    /// How the token is bound to its sender (`none`, `dpop`, `mtls`, `dpop+mtls`, from its
+    /// `cnf`): on an allowed request the binding was proven. Never the key or the certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<&'static str>,
     /// Downstream peer.
     pub source: String,
     /// Purpose of use from the token (`audit.purposeOfUseClaim`), valid codes only.
@@ -124,6 +128,7 @@ impl AuditRecord {
                 TokenKind::Jwt => "jwt",
                 TokenKind::Opaque => "opaque",
             }),
+            binding: token.map(|t| t.binding_kind().as_str()),
             source: info.source_address.clone(),
             purpose_of_use: Vec::new(),
             flags: Vec::new(),

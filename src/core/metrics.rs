@@ -173,6 +173,11 @@ pub const HEADERS_RELEASED_EARLY: &str = "headers_released_early_total";
 /// Checked responses cut off because their headers were already sent (safe mode).
 pub const RESPONSES_RESET: &str = "responses_reset_total";
 
+/// DPoP proofs accepted (valid, bound to the token, not replayed).
+pub const DPOP_PROOFS_ACCEPTED: &str = "dpop_proofs_accepted_total";
+/// Certificate-bound tokens accepted with the right client certificate.
+pub const MTLS_BINDINGS_ACCEPTED: &str = "mtls_bindings_accepted_total";
+
 /// A metric name segment: ASCII letters and digits kept, everything else `_`.
 pub fn segment(text: &str) -> String {
     text.chars()

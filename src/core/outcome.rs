@@ -17,6 +17,18 @@ pub enum DenyKind {
         /// The token's `exp` has passed.
         expired: bool,
     },
+    /// A DPoP proof is missing, invalid or replayed (RFC 9449 §7.1): 401
+    /// `DPoP error="invalid_dpop_proof"` with the accepted `algs`.
+    InvalidDpopProof {
+        /// Accepted proof algorithms, space separated.
+        algs: String,
+    },
+    /// A DPoP-bound token used the wrong way (as a bearer token, with another key) or an unbound
+    /// token where DPoP is required: 401 `DPoP error="invalid_token"` with the accepted `algs`.
+    DpopInvalidToken {
+        /// Accepted proof algorithms, space separated.
+        algs: String,
+    },
     /// A SMART scope is missing: 403 `insufficient_scope` naming the scope that would allow it.
     InsufficientScope {
         /// The scope that would have allowed the request.
@@ -71,9 +83,11 @@ impl Denial {
     /// The HTTP status for this denial.
     pub fn status(&self) -> u16 {
         match self.kind {
-            DenyKind::NoCredentials | DenyKind::InvalidToken { .. } | DenyKind::StepUp { .. } => {
-                401
-            }
+            DenyKind::NoCredentials
+            | DenyKind::InvalidToken { .. }
+            | DenyKind::InvalidDpopProof { .. }
+            | DenyKind::DpopInvalidToken { .. }
+            | DenyKind::StepUp { .. } => 401,
             DenyKind::InvalidRequest | DenyKind::BadRequest => 400,
             DenyKind::InsufficientScope { .. } | DenyKind::Forbidden => 403,
             DenyKind::NotFound => 404,
@@ -89,6 +103,7 @@ impl Denial {
             DenyKind::NoCredentials | DenyKind::StepUp { .. } => "login",
             DenyKind::InvalidToken { expired: true } => "expired",
             DenyKind::InvalidToken { expired: false } => "login",
+            DenyKind::InvalidDpopProof { .. } | DenyKind::DpopInvalidToken { .. } => "login",
             DenyKind::InvalidRequest | DenyKind::BadRequest => "invalid",
             DenyKind::InsufficientScope { .. } | DenyKind::Forbidden => "forbidden",
             DenyKind::NotFound => "not-found",
@@ -136,6 +151,14 @@ impl Denial {
             )),
             DenyKind::InvalidToken { .. } => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{desc}\""
+            )),
+            DenyKind::InvalidDpopProof { algs } => Some(format!(
+                "DPoP realm=\"{realm}\", error=\"invalid_dpop_proof\", error_description=\"{desc}\", algs=\"{}\"",
+                quote(algs)
+            )),
+            DenyKind::DpopInvalidToken { algs } => Some(format!(
+                "DPoP realm=\"{realm}\", error=\"invalid_token\", error_description=\"{desc}\", algs=\"{}\"",
+                quote(algs)
             )),
             DenyKind::InsufficientScope { scope } => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{desc}\", scope=\"{}\"",
@@ -280,6 +303,34 @@ mod tests {
         assert!(header(&r, "www-authenticate")
             .unwrap()
             .ends_with("scope=\"patient/Observation.rs\""));
+    }
+
+    #[test]
+    fn dpop_denials_challenge_with_the_dpop_scheme() {
+        let algs = "ES256 EdDSA".to_string();
+        for (kind, error) in [
+            (
+                DenyKind::InvalidDpopProof { algs: algs.clone() },
+                "invalid_dpop_proof",
+            ),
+            (
+                DenyKind::DpopInvalidToken { algs: algs.clone() },
+                "invalid_token",
+            ),
+        ] {
+            let r = Denial::new(kind, "dpop.x", "The DPoP proof is malformed").to_reply("f", 5);
+            assert_eq!(r.status, 401);
+            let c = header(&r, "www-authenticate").unwrap();
+            assert_eq!(
+                c,
+                format!(
+                    "DPoP realm=\"f\", error=\"{error}\", error_description=\"The DPoP proof is malformed\", algs=\"ES256 EdDSA\""
+                )
+            );
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["issue"][0]["code"], "login");
+            assert_eq!(header(&r, "retry-after"), None);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 // on error and on Ctrl-C.
 import { spawnSync } from 'node:child_process';
 import { REPO, WASM, wasmBuilt } from './lib/envoy.mjs';
+import { makeDpopKey, proof } from './lib/dpop.mjs';
 import { baseConfig, bearer, decodeJwt, flipSignature, startStack } from './lib/stack.mjs';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -126,6 +127,21 @@ async function main() {
   await show('A forged token (one signature byte changed)', 'attacker', 'GET', '/fhir/Patient/pat-alice',
     flipSignature(alice.access_token));
   await show('A backend service reads any patient', 'backend service (system/*.rs)', 'GET', '/fhir/Patient/pat-bob', backend);
+
+  // Sender-constrained tokens (DPoP): the IdP binds the pump's token to the pump's key.
+  const pumpKey = makeDpopKey();
+  const pump = await idp.token({ scope: 'patient/*.rs', patient: 'pat-alice', dpop: pumpKey });
+  const read = '/fhir/Patient/pat-alice';
+  const pumpProof = proof(pumpKey, { htm: 'GET', htu: `${envoy.url}${read}`, accessToken: pump.access_token });
+  const dpop = (p) => ({ authorization: `DPoP ${pump.access_token}`, dpop: p });
+  const pumpApp = `Alice's insulin pump (DPoP-bound token, cnf.jkt ${decodeJwt(pump.access_token).payload.cnf.jkt.slice(0, 8)}…)`;
+  await show('The pump reads its patient with a DPoP proof signed by its key', pumpApp, 'GET', read, null,
+    { headers: dpop(pumpProof) });
+  await show('The same token, stolen from a log, used as a bearer token', 'attacker', 'GET', read, pump);
+  const thiefKey = makeDpopKey();
+  await show('... with a proof signed by the attacker\'s own key', 'attacker', 'GET', read, null,
+    { headers: dpop(proof(thiefKey, { htm: 'GET', htu: `${envoy.url}${read}`, accessToken: pump.access_token })) });
+  await show('... with the pump\'s captured proof, replayed', 'attacker', 'GET', read, null, { headers: dpop(pumpProof) });
   console.log('\nNo response above repeats a token. Audit lines are in the Envoy log:', envoy.logFile);
 }
 

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO, validateConfig, wasmBuilt } from './lib/envoy.mjs';
+import fs from 'node:fs';
+import { REPO, RUN_DIR, validateConfig, wasmBuilt } from './lib/envoy.mjs';
+import { makePki } from './lib/tls.mjs';
 import { bearer, decodeJwt, flipSignature, startStack } from './lib/stack.mjs';
 
 /** Verifies a compact JWS against a JWKS with node:crypto (independent of the filter). */
@@ -118,8 +120,20 @@ describe('infrastructure (no filter)', () => {
   });
 
   test('envoy/envoy.yaml is a valid bootstrap', { skip: !wasmBuilt() && 'fhirgate.wasm not built' }, () => {
-    const { ok, output } = validateConfig(path.join(REPO, 'envoy', 'envoy.yaml'));
-    assert.ok(ok, output);
+    // Its TLS listener reads envoy/certs/ (made by `make envoy-certs`): validate a copy that points
+    // at certificates made here instead.
+    const pki = makePki();
+    try {
+      const yaml = fs.readFileSync(path.join(REPO, 'envoy', 'envoy.yaml'), 'utf8');
+      assert.ok(yaml.includes('envoy/certs/server.pem'), 'the example has a TLS listener');
+      fs.mkdirSync(RUN_DIR, { recursive: true });
+      const copy = path.join(RUN_DIR, `envoy-example-${process.pid}.yaml`);
+      fs.writeFileSync(copy, yaml.replaceAll('envoy/certs/', `${pki.dir}/`));
+      const { ok, output } = validateConfig(copy);
+      assert.ok(ok, output);
+    } finally {
+      pki.remove();
+    }
   });
 });
 

@@ -1,12 +1,15 @@
 //! A simulated proxy-wasm host for driving the real filter logic natively.
 //!
 //! It has a clock moved by hand, shared data with CAS versions shared by several simulated
-//! worker VMs, HTTP callouts that a test answers, fails, or lets time out (moving the clock past
+//! worker VMs (with Envoy's rule: a CAS version is ignored for a key that does not exist yet),
+//! the downstream connection's TLS properties (`connection.tls_version`,
+//! `connection.sha256_peer_certificate_digest`), HTTP callouts that a test answers, fails, or lets time out (moving the clock past
 //! a callout's timeout fails it, as Envoy does), request headers and bodies, properties, and
 //! captures local replies, forwarded requests, logs and metrics. Tests assert outcomes, not
 //! the order of hostcalls.
 #![allow(dead_code)]
 
+pub mod dpop;
 pub mod tokens;
 
 use std::cell::{Cell, RefCell};
@@ -85,6 +88,10 @@ struct SimStream {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     source: String,
+    /// `connection.tls_version` (a TLS connection when set).
+    tls_version: Option<String>,
+    /// `connection.sha256_peer_certificate_digest` (hex), the client certificate Envoy validated.
+    peer_cert_digest: Option<String>,
     reply: Option<LocalReply>,
     /// The filter asked to resume the request.
     resumed: bool,
@@ -194,8 +201,10 @@ impl Host for SimHost<'_> {
         self.sim.count("shared_set");
         let mut shared = self.sim.shared.borrow_mut();
         let current = shared.get(key).map(|(_, v)| *v);
-        if let Some(cas) = cas {
-            if current != Some(cas) {
+        // As in Envoy (proxy-wasm-cpp-host SharedData::set): the version only counts when the
+        // key exists.
+        if let (Some(cas), Some(current)) = (cas, current) {
+            if current != cas {
                 return false;
             }
         }
@@ -252,6 +261,14 @@ impl Host for SimHost<'_> {
         self.sim.count("property");
         match path {
             ["source", "address"] => self.stream(stream, |s| s.source.clone().into_bytes()),
+            ["connection", "tls_version"] => self
+                .stream(stream, |s| s.tls_version.clone().map(String::into_bytes))
+                .flatten(),
+            ["connection", "sha256_peer_certificate_digest"] => self
+                .stream(stream, |s| {
+                    s.peer_cert_digest.clone().map(String::into_bytes)
+                })
+                .flatten(),
             _ => None,
         }
     }
@@ -355,6 +372,10 @@ pub struct Req {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub source: String,
+    /// `connection.tls_version` of the simulated downstream connection.
+    pub tls_version: Option<String>,
+    /// Hex SHA-256 of the client certificate on the simulated connection.
+    pub peer_cert_digest: Option<String>,
 }
 
 impl Req {
@@ -365,6 +386,8 @@ impl Req {
             headers: Vec::new(),
             body: None,
             source: "10.0.0.7:40000".into(),
+            tls_version: None,
+            peer_cert_digest: None,
         }
     }
 
@@ -389,6 +412,28 @@ impl Req {
 
     pub fn source(mut self, source: &str) -> Req {
         self.source = source.into();
+        self
+    }
+
+    /// `Authorization: DPoP <token>` and one `DPoP` proof header.
+    pub fn dpop(self, token: &str, proof: &str) -> Req {
+        self.header("authorization", &format!("DPoP {token}"))
+            .header("dpop", proof)
+    }
+
+    /// Arrives on a TLS connection (TLSv1.3), without a client certificate.
+    pub fn tls(mut self) -> Req {
+        self.tls_version = Some("TLSv1.3".into());
+        self
+    }
+
+    /// Arrives on a TLS connection whose client certificate (validated by the proxy) has this
+    /// DER encoding.
+    pub fn client_cert(mut self, der: &[u8]) -> Req {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(der);
+        self.tls_version = Some("TLSv1.3".into());
+        self.peer_cert_digest = Some(digest.iter().map(|b| format!("{b:02x}")).collect());
         self
     }
 }
@@ -537,6 +582,8 @@ impl Harness {
                 body: req.body.clone().unwrap_or_default(),
                 has_body: req.body.is_some(),
                 source: req.source.clone(),
+                tls_version: req.tls_version.clone(),
+                peer_cert_digest: req.peer_cert_digest.clone(),
                 ..SimStream::default()
             },
         );

@@ -132,6 +132,8 @@ fn drive(
         for e in &out {
             next = match e {
                 Effect::Authenticate(_) => Some(Event::Authenticated(Ok(Rc::clone(token)))),
+                // Cases have no proofs or certificates: the case's token is taken as presented.
+                Effect::CheckSender(..) => Some(Event::SenderChecked(Ok(()))),
                 Effect::ReadRequestBody(_) => Some(Event::RequestBodyRead(request_body.to_vec())),
                 Effect::ReadResponseBody(_) => {
                     Some(Event::ResponseBodyRead(response_body.to_vec()))

@@ -7,6 +7,7 @@ mod consent;
 mod duration;
 mod locate;
 pub mod raw;
+mod sender;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,7 @@ use raw::{OneOrMany, RawConfig, RawIntrospection, RawProvider, RawRemoteJwks};
 
 use crate::consent::ConsentPolicy;
 use crate::rules::RuleSet;
-use crate::token::{Algorithm, ClaimNames, JwtPolicy, KeySet};
+use crate::token::{Algorithm, ClaimNames, JwtPolicy, KeySet, SenderPolicy};
 
 /// A configuration problem, naming the key (a JSON path such as `providers[0].clockSkew`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +52,8 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Whether `[base]/metadata` and `[base]/.well-known/smart-configuration` need no token.
     pub public_discovery: bool,
+    /// `fhir.publicBaseUrl`, normalized without a trailing `/`: the base of DPoP `htu` values.
+    pub public_base_url: Option<String>,
     /// Token issuers in configuration order.
     pub providers: Vec<Provider>,
     /// Claim names for scopes, patient and fhirUser.
@@ -67,6 +70,8 @@ pub struct Config {
     pub cache_max_entries: usize,
     /// Verified-token cache: slots in the cross-worker shared cache (0 disables it).
     pub shared_cache_slots: usize,
+    /// DPoP `jti` replay cache: slots in shared data.
+    pub replay_slots: usize,
     /// Seconds in `Retry-After` on 503.
     pub retry_after_secs: u64,
     /// Audit record options, access-log data and the optional collector.
@@ -86,6 +91,8 @@ pub struct Provider {
     pub keys: Option<KeySource>,
     /// RFC 7662 introspection, when configured.
     pub introspection: Option<Introspection>,
+    /// DPoP and certificate-bound tokens (`senderConstraint`).
+    pub sender: SenderPolicy,
 }
 
 impl Provider {
@@ -315,6 +322,7 @@ impl TryFrom<RawConfig> for Config {
         let cache = raw.cache.unwrap_or(raw::RawCache {
             max_entries: None,
             shared_slots: None,
+            replay_slots: None,
         });
         let cache_max_entries = cache.max_entries.unwrap_or(10_000);
         if !(1..=1_000_000).contains(&cache_max_entries) {
@@ -330,6 +338,8 @@ impl TryFrom<RawConfig> for Config {
                 "must be at most 1000000",
             ));
         }
+        let replay_slots = sender::replay_slots(cache.replay_slots)?;
+        let public_base_url = sender::public_base_url(raw.fhir.public_base_url.as_deref())?;
         let retry_after_secs = secs(raw.retry_after, defaults::RETRY_AFTER).max(1);
         let consent = consent::consent(raw.consent)?;
         Ok(Config {
@@ -337,6 +347,7 @@ impl TryFrom<RawConfig> for Config {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
             public_discovery: raw.fhir.public_discovery.unwrap_or(true),
+            public_base_url,
             providers,
             claim_names,
             smart_enforce: raw.smart.and_then(|s| s.enforce).unwrap_or(true),
@@ -345,6 +356,7 @@ impl TryFrom<RawConfig> for Config {
             realm,
             cache_max_entries,
             shared_cache_slots,
+            replay_slots,
             retry_after_secs,
             audit,
             consent,
@@ -404,6 +416,8 @@ pub mod defaults {
     pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(1);
     /// `audit.collector.flushInterval`.
     pub const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// `providers[].senderConstraint.dpopMaxAge`.
+    pub const DPOP_MAX_AGE: Duration = Duration::from_secs(60);
 }
 
 fn non_empty(key: String, value: &str) -> Result<String, ConfigError> {
@@ -503,11 +517,13 @@ fn provider(key: &str, p: &RawProvider) -> Result<Provider, ConfigError> {
             "`always` needs `jwks` to check the JWT signature first",
         ));
     }
+    let sender = sender::sender_policy(key, p.sender_constraint.as_ref())?;
     Ok(Provider {
         name,
         policy,
         keys,
         introspection,
+        sender,
     })
 }
 

@@ -71,6 +71,8 @@ pub struct RawFhir {
     pub max_response_bytes: Option<u64>,
     /// Serve `[base]/metadata` and `[base]/.well-known/smart-configuration` without a token.
     pub public_discovery: Option<bool>,
+    /// Public URL of the FHIR base (DPoP `htu`), for proxies behind a TLS-terminating balancer.
+    pub public_base_url: Option<String>,
 }
 
 /// One token issuer.
@@ -88,6 +90,22 @@ pub struct RawProvider {
     /// Base64url HMAC secret; only with it are HS256/384/512 accepted.
     pub hmac_secret: Option<String>,
     pub introspection: Option<RawIntrospection>,
+    /// DPoP and certificate-bound tokens (contract §5).
+    pub sender_constraint: Option<RawSenderConstraint>,
+}
+
+/// `providers[].senderConstraint`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSenderConstraint {
+    /// `off`, `allowed` (default) or `required`.
+    pub dpop: Option<String>,
+    /// Accepted DPoP proof algorithms (asymmetric only).
+    pub dpop_algorithms: Option<Vec<String>>,
+    /// How far a proof's `iat` may be from now (1s … 5m, default 60s).
+    pub dpop_max_age: Option<Duration>,
+    /// `off`, `allowed` (default) or `required`.
+    pub mtls: Option<String>,
 }
 
 /// Where a provider's keys come from: exactly one of `inline` and `remote`.
@@ -170,4 +188,6 @@ pub struct RawForward {
 pub struct RawCache {
     pub max_entries: Option<usize>,
     pub shared_slots: Option<usize>,
+    /// Slots of the DPoP `jti` replay cache in shared data.
+    pub replay_slots: Option<usize>,
 }

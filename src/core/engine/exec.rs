@@ -184,6 +184,10 @@ impl Worker {
                     }
                 };
             }
+            Effect::CheckSender(token, check) => {
+                let checked = self.check_sender(host, stream, &token, &check).map(|_| ());
+                return Some(Event::SenderChecked(checked));
+            }
             Effect::ReadRequestBody(size) => {
                 let body = host.request_body(stream, size).unwrap_or_default();
                 return Some(Event::RequestBodyRead(body));

@@ -186,6 +186,7 @@ fn error_from_code(code: &str) -> TokenError {
         "expired" => TokenError::Expired,
         "wrong_issuer" => TokenError::WrongIssuer,
         "wrong_audience" => TokenError::WrongAudience,
+        "bad_cnf" => TokenError::BadConfirmation,
         "malformed" => TokenError::Malformed(crate::token::MalformedReason::ClaimType),
         _ => TokenError::Inactive,
     }

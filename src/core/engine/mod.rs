@@ -15,7 +15,11 @@ mod exec;
 mod intro_cache;
 mod introspect;
 mod keys;
+mod replay;
+mod sender;
 mod shared_cache;
+#[cfg(test)]
+mod test_host;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -28,6 +32,7 @@ use crate::metrics::{self, Metric, MetricBuffer};
 use crate::token::TokenCache;
 
 pub use keys::{FetchReason, FetchStart, RemoteKeys};
+pub use replay::{SLOT_BYTES as REPLAY_SLOT_BYTES, WAYS as REPLAY_SLOT_PROOFS};
 
 /// What the glue tells the proxy after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

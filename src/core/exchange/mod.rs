@@ -40,7 +40,7 @@ use crate::decision::{Decision, RequestInfo, ResponseCheck};
 use crate::metrics::Metric;
 use crate::outcome::{Denial, LocalReply};
 use crate::rules::RuleInput;
-use crate::token::VerifiedToken;
+use crate::token::{token_hash, AuthScheme, Credential as TokenCredential, VerifiedToken};
 
 pub use mode::{HoldMode, PROBE_AFTER_MS};
 pub use view::{is_public_discovery, request_info, HIDDEN_HEADERS};
@@ -68,6 +68,8 @@ pub enum Event {
     Authenticated(Result<Rc<VerifiedToken>, Denial>),
     /// What the engine waited for changed (new keys): ask for authentication again.
     Reauthenticate,
+    /// The answer to [`Effect::CheckSender`].
+    SenderChecked(Result<(), Denial>),
     /// A chunk of the request body arrived; `buffered` bytes are held so far.
     RequestBody {
         /// Bytes buffered so far.
@@ -118,10 +120,77 @@ pub enum Direction {
 }
 
 /// The credential a request presented.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     /// The token as sent (never logged, never a cache key: the engine keys by its SHA-256).
     pub token: String,
+    /// How it was presented, with the `DPoP` proofs (checked once the token is known).
+    pub sender: SenderFacts,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a request presented its token: the scheme and, for `DPoP`, the token's SHA-256 (for the
+/// proof's `ath`) and every `DPoP` header value. `Debug` prints no proof and no hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SenderFacts {
+    /// `Bearer` or `DPoP`.
+    pub scheme: AuthScheme,
+    /// SHA-256 of the access token (DPoP scheme only).
+    pub token_hash: Option<[u8; 32]>,
+    /// Every `DPoP` header value (DPoP scheme only). Never logged.
+    pub proofs: Vec<String>,
+}
+
+impl std::fmt::Debug for SenderFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderFacts")
+            .field("scheme", &self.scheme)
+            .field("proofs", &self.proofs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderFacts {
+    /// What the request presented, from its credential and headers (lowercase names).
+    pub fn capture(credential: &TokenCredential<'_>, headers: &[(String, String)]) -> SenderFacts {
+        match credential.scheme {
+            AuthScheme::Bearer => SenderFacts {
+                scheme: AuthScheme::Bearer,
+                token_hash: None,
+                proofs: Vec::new(),
+            },
+            AuthScheme::Dpop => SenderFacts {
+                scheme: AuthScheme::Dpop,
+                token_hash: Some(token_hash(credential.token)),
+                proofs: headers
+                    .iter()
+                    .filter(|(n, _)| n == "dpop")
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// What the sender-constraint check needs besides the token: how it was presented, and the
+/// request line it must be bound to.
+#[derive(Debug, Clone)]
+pub struct SenderCheck {
+    /// The scheme and proofs.
+    pub facts: SenderFacts,
+    /// `:method`.
+    pub method: String,
+    /// `:authority`.
+    pub authority: String,
+    /// `:path` (query included).
+    pub path: String,
 }
 
 /// What the exchange asks the engine to do.
@@ -134,6 +203,9 @@ pub enum Effect {
     /// Turn the credential into a verified token (caches, JWKS, introspection); answer with
     /// [`Event::Authenticated`], now or when a callout comes back.
     Authenticate(Credential),
+    /// Check how the verified token was presented (DPoP proof and its replay cache, the client
+    /// certificate of the connection); answer with [`Event::SenderChecked`].
+    CheckSender(Rc<VerifiedToken>, Box<SenderCheck>),
     /// Read the first `n` buffered bytes of the request body; answer with
     /// [`Event::RequestBodyRead`].
     ReadRequestBody(usize),
@@ -238,6 +310,8 @@ enum State {
     New,
     /// See [`Authenticating`].
     Authenticating(Box<Authenticating>),
+    /// Authenticated; waiting for the engine's check of how the token was presented.
+    CheckingSender(Box<Authenticating>, Rc<VerifiedToken>),
     /// See [`ReadingBody`].
     ReadingBody(Box<ReadingBody>),
     /// See [`Upstream`].
@@ -310,7 +384,7 @@ impl Exchange {
     /// When the request headers arrived (ms), for the engine's bound on waits.
     pub fn started_ms(&self) -> Option<u64> {
         match &self.state {
-            State::Authenticating(a) => Some(a.req.started_ms),
+            State::Authenticating(a) | State::CheckingSender(a, _) => Some(a.req.started_ms),
             State::ReadingBody(r) => Some(r.req.started_ms),
             State::Upstream(u) => Some(u.req.started_ms),
             State::CheckingResponse(c) => Some(c.up.req.started_ms),
@@ -335,7 +409,21 @@ impl Exchange {
                 (State::Authenticating(a), Verdict::Pause)
             }
             (State::Authenticating(a), Event::Authenticated(result)) => {
-                self.on_authenticated(*a, result, now_ms, out)
+                self.on_authenticated(a, result, now_ms, out)
+            }
+            (State::CheckingSender(a, token), Event::SenderChecked(result)) => {
+                self.on_sender_checked(*a, token, result, now_ms, out)
+            }
+            (
+                State::CheckingSender(mut a, token),
+                Event::RequestBody {
+                    buffered,
+                    end_of_stream,
+                },
+            ) => {
+                a.body.buffered = buffered;
+                a.body.complete = end_of_stream;
+                (State::CheckingSender(a, token), Verdict::Pause)
             }
             (
                 State::Authenticating(a),

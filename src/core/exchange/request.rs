@@ -6,14 +6,14 @@ use super::mode::{HoldMode, PROBE_AFTER_MS, PROBE_SETTLE_MS};
 use super::view::{is_public_discovery, request_info, spoofable_headers};
 use super::{
     Authenticating, BodyProgress, Connection, Credential, Effect, Exchange, ReadingBody, Request,
-    State, Upstream, Verdict,
+    SenderCheck, SenderFacts, State, Upstream, Verdict,
 };
 use crate::audit::AuditRecord;
 use crate::decision::{decide, decide_explained, decide_on_headers, wants_body};
 use crate::forward::identity_headers;
 use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
-use crate::token::{extract_bearer, VerifiedToken};
+use crate::token::{extract_credential, VerifiedToken};
 
 /// The 413 for a body over `fhir.maxBodyBytes`.
 fn too_large() -> Denial {
@@ -57,8 +57,11 @@ impl Exchange {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_str())
             .collect();
-        let token = match extract_bearer(&authorization) {
-            Ok(Some(token)) => token.to_string(),
+        let credential = match extract_credential(&authorization) {
+            Ok(Some(c)) => Credential {
+                token: c.token.to_string(),
+                sender: SenderFacts::capture(&c, headers),
+            },
             Ok(None) => {
                 let denial = Denial::new(
                     DenyKind::NoCredentials,
@@ -87,7 +90,6 @@ impl Exchange {
                 return self.deny(req, None, &too_large(), now_ms, out);
             }
         }
-        let credential = Credential { token };
         out.push(Effect::Authenticate(credential.clone()));
         let body = BodyProgress {
             complete: !need_body,
@@ -124,10 +126,10 @@ impl Exchange {
         (State::Authenticating(a), Verdict::Pause)
     }
 
-    /// The engine authenticated the credential (or refused it).
+    /// The engine authenticated the credential (or refused it): next, how it was presented.
     pub(super) fn on_authenticated(
         &mut self,
-        a: Authenticating,
+        a: Box<Authenticating>,
         result: Result<Rc<VerifiedToken>, crate::outcome::Denial>,
         now_ms: u64,
         out: &mut Vec<Effect>,
@@ -136,6 +138,29 @@ impl Exchange {
             Ok(token) => token,
             Err(denial) => return self.deny(a.req, None, &denial, now_ms, out),
         };
+        // Every request, cached tokens included: a bound token proves its binding each time.
+        let check = SenderCheck {
+            facts: a.credential.sender.clone(),
+            method: a.req.info.method.clone(),
+            authority: a.req.info.host.clone(),
+            path: a.req.info.path.clone(),
+        };
+        out.push(Effect::CheckSender(Rc::clone(&token), Box::new(check)));
+        (State::CheckingSender(a, token), Verdict::Pause)
+    }
+
+    /// The engine checked how the token was presented (DPoP proof, client certificate).
+    pub(super) fn on_sender_checked(
+        &mut self,
+        a: Authenticating,
+        token: Rc<VerifiedToken>,
+        result: Result<(), crate::outcome::Denial>,
+        now_ms: u64,
+        out: &mut Vec<Effect>,
+    ) -> (State, Verdict) {
+        if let Err(denial) = result {
+            return self.deny(a.req, Some(&token), &denial, now_ms, out);
+        }
         self.note(|| {
             format!(
                 "token: subject {:?}, client {:?}, scopes {:?}, patient {}",
@@ -336,6 +361,7 @@ impl Exchange {
         }
         if self.config.forward.remove_authorization {
             out.push(Effect::RemoveRequestHeader("authorization".to_string()));
+            out.push(Effect::RemoveRequestHeader("dpop".to_string()));
         }
     }
 

@@ -76,7 +76,18 @@ fn request(ex: &mut Exchange, h: Vec<(String, String)>, eos: bool) -> (Verdict, 
 
 fn feed(ex: &mut Exchange, event: Event, now: u64) -> (Verdict, Vec<Effect>) {
     let mut out = Vec::new();
-    let v = ex.handle(event, now, &mut out);
+    let authenticated = matches!(event, Event::Authenticated(Ok(_)));
+    let mut v = ex.handle(event, now, &mut out);
+    // The sender check follows every verified token; answered here as the engine would for an
+    // unbound bearer token (tests/sender_constraint.rs covers bound ones).
+    if authenticated {
+        assert!(
+            out.iter().any(|e| matches!(e, Effect::CheckSender(..))),
+            "a verified token is always checked for its binding"
+        );
+        out.retain(|e| !matches!(e, Effect::CheckSender(..)));
+        v = ex.handle(Event::SenderChecked(Ok(())), now, &mut out);
+    }
     (v, out)
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use crate::config::{Config, OWNED_HEADER_PREFIX};
 use crate::decision::RequestInfo;
 
-/// Request headers the decision (and the rules) never see: credentials, which fhirgate reads
-/// itself. Pseudo-headers and fhirgate's own `x-fhirgate-*` headers are not visible either.
-pub const HIDDEN_HEADERS: [&str; 2] = ["authorization", "cookie"];
+/// Request headers the decision (and the rules) never see: credentials (the token, cookies, the
+/// DPoP proof), which fhirgate reads itself. Pseudo-headers and fhirgate's own `x-fhirgate-*` headers are not visible either.
+pub const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", "dpop"];
 
 /// The request as the decision sees it: method, path, authority, the visible headers (repeated
 /// ones joined with `,`), the peer address and `x-request-id`.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::binding::{BindingKind, Confirmation};
 use super::error::{MalformedReason, TokenError};
 
 /// Which claims carry the SMART scopes and launch context.
@@ -62,6 +63,8 @@ pub struct VerifiedToken {
     fhir_user: Option<String>,
     expires_at: u64,
     claims: Map<String, Value>,
+    /// The sender binding from `cnf` (derived from `claims`, never stored apart from them).
+    confirmation: Confirmation,
 }
 
 /// The shared-cache form (private, so that deserialization is not a public constructor).
@@ -99,6 +102,7 @@ impl VerifiedToken {
         let subject = opt_string(&claims, "sub")?;
         let patient = opt_string(&claims, &names.patient)?;
         let fhir_user = opt_string(&claims, &names.fhir_user)?;
+        let confirmation = Confirmation::from_claims(&claims)?;
         let mut client_id = None;
         for name in ["client_id", "azp", "cid"] {
             if let Some(id) = opt_string(&claims, name)? {
@@ -116,6 +120,7 @@ impl VerifiedToken {
             fhir_user,
             expires_at,
             claims,
+            confirmation,
         })
     }
 
@@ -137,6 +142,7 @@ impl VerifiedToken {
             .and_then(scopes_of)
             .unwrap_or_default();
         let client_id = ["client_id", "azp", "cid"].iter().find_map(|n| string(n));
+        let confirmation = Confirmation::from_claims(&claims).unwrap_or_default();
         VerifiedToken {
             kind,
             issuer: string("iss").unwrap_or_default(),
@@ -150,14 +156,17 @@ impl VerifiedToken {
                 .and_then(Value::as_u64)
                 .unwrap_or(u64::MAX),
             claims,
+            confirmation,
         }
     }
 
     /// Restores a token written by [`Self::to_cache_bytes`] (the shared data of this plugin,
-    /// written only by fhirgate workers). `None` when the bytes are not in that form.
+    /// written only by fhirgate workers). `None` when the bytes are not in that form. The
+    /// binding is derived again from the stored claims, so an entry can never lose it.
     pub fn from_cache_bytes(bytes: &[u8]) -> Option<Self> {
         let body = bytes.strip_prefix(CACHE_MAGIC)?;
         let f: CacheForm = serde_json::from_slice(body).ok()?;
+        let confirmation = Confirmation::from_claims(&f.claims).ok()?;
         Some(VerifiedToken {
             kind: f.kind,
             issuer: f.issuer,
@@ -168,6 +177,7 @@ impl VerifiedToken {
             fhir_user: f.fhir_user,
             expires_at: f.expires_at,
             claims: f.claims,
+            confirmation,
         })
     }
 
@@ -236,6 +246,16 @@ impl VerifiedToken {
     /// Every claim (or introspection member).
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
+    }
+
+    /// The sender binding (`cnf.jkt`, `cnf["x5t#S256"]`); empty for a bearer token.
+    pub fn confirmation(&self) -> &Confirmation {
+        &self.confirmation
+    }
+
+    /// How the token is bound to its sender (`none`, `dpop`, `mtls`).
+    pub fn binding_kind(&self) -> BindingKind {
+        self.confirmation.kind()
     }
 
     /// The CEL `token` object: `{kind, issuer, subject, clientId, scopes, patient?, fhirUser?,

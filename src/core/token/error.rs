@@ -90,6 +90,10 @@ pub enum TokenError {
     /// Introspection says the token is not active.
     #[error("token inactive")]
     Inactive,
+    /// The `cnf` claim is malformed or names a confirmation method fhirgate cannot enforce
+    /// (only `jkt` and `x5t#S256` are): refused rather than accepted as a bearer token.
+    #[error("unsupported token confirmation")]
+    BadConfirmation,
     /// The introspection response itself is unusable (not a JSON object, too large);
     /// the engine answers 503, not 401.
     #[error("bad introspection response")]
@@ -117,6 +121,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "issued_in_future",
             TokenError::LifetimeTooLong => "lifetime_too_long",
             TokenError::Inactive => "inactive",
+            TokenError::BadConfirmation => "bad_cnf",
             TokenError::IntrospectionBadResponse => "introspection_bad_response",
         }
     }
@@ -142,6 +147,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "The access token is issued in the future",
             TokenError::LifetimeTooLong => "The access token lifetime is too long",
             TokenError::Inactive => "The access token is not active",
+            TokenError::BadConfirmation => "The token confirmation (cnf) is not supported",
             TokenError::IntrospectionBadResponse => "The token could not be checked",
         }
     }

@@ -1,4 +1,5 @@
-//! Extraction of the bearer token from `Authorization` header values (RFC 6750 §2.1).
+//! Extraction of the access token from `Authorization` header values: `Bearer` (RFC 6750 §2.1)
+//! or `DPoP` (RFC 9449 §7.1), one credential per request.
 
 use thiserror::Error;
 
@@ -11,7 +12,7 @@ pub enum ExtractError {
     /// Two or more `Authorization` header values.
     #[error("duplicate authorization header")]
     Duplicate,
-    /// `Bearer` without a token.
+    /// `Bearer` (or `DPoP`) without a token.
     #[error("empty bearer token")]
     Empty,
     /// The header or the token does not follow RFC 6750 syntax.
@@ -34,13 +35,45 @@ impl ExtractError {
     }
 }
 
-/// Returns the bearer token from the values of the `Authorization` header.
+/// The authorization scheme a token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP <token>` (RFC 9449), with a `DPoP` proof header.
+    Dpop,
+}
+
+impl AuthScheme {
+    /// `Bearer` or `DPoP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthScheme::Bearer => "Bearer",
+            AuthScheme::Dpop => "DPoP",
+        }
+    }
+}
+
+/// An access token and the scheme it was presented with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'a> {
+    /// `Bearer` or `DPoP`.
+    pub scheme: AuthScheme,
+    /// The token (never logged).
+    pub token: &'a str,
+}
+
+/// Returns the access token and its scheme from the values of the `Authorization` header.
 ///
-/// `Ok(None)`: no header, or a scheme other than `Bearer` (treated as no credentials).
-/// The scheme is case-insensitive; one or more spaces separate it from the token; leading and
-/// trailing spaces/tabs of the value are ignored. The token must match RFC 6750's
-/// `b64token` (`[A-Za-z0-9-._~+/]+=*`) and nothing may follow it.
-pub fn extract_bearer<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, ExtractError> {
+/// `Ok(None)`: no header, or a scheme other than `Bearer` and `DPoP` (treated as no
+/// credentials). Exactly one credential is accepted: two header values (`Bearer` and `DPoP`
+/// together, or two of either) are `Duplicate`. The scheme is case-insensitive; one or more
+/// spaces separate it from the token; leading and trailing spaces/tabs of the value are ignored.
+/// The token must match `b64token` (RFC 6750) / `token68` (RFC 9110), the same syntax:
+/// `[A-Za-z0-9-._~+/]+=*`, and nothing may follow it.
+pub fn extract_credential<'a>(
+    authorization: &[&'a str],
+) -> Result<Option<Credential<'a>>, ExtractError> {
     let value = match authorization {
         [] => return Ok(None),
         [one] => *one,
@@ -54,13 +87,17 @@ pub fn extract_bearer<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, 
         Some(pos) => value.split_at(pos),
         None => (value, ""),
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        AuthScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        AuthScheme::Dpop
+    } else {
         return Ok(None);
-    }
+    };
     if rest.is_empty() {
         return Err(ExtractError::Empty);
     }
-    // RFC 6750: "Bearer" 1*SP b64token. A tab separator is not allowed.
+    // "Bearer" / "DPoP" 1*SP token. A tab separator is not allowed.
     let token = rest.trim_start_matches(' ');
     if token.len() == rest.len() || token.starts_with('\t') {
         return Err(ExtractError::Malformed);
@@ -71,7 +108,16 @@ pub fn extract_bearer<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, 
     if !is_b64token(token) {
         return Err(ExtractError::Malformed);
     }
-    Ok(Some(token))
+    Ok(Some(Credential { scheme, token }))
+}
+
+/// Returns the bearer token from the values of the `Authorization` header: like
+/// [`extract_credential`], but a `DPoP` credential gives `Ok(None)` (for callers that only
+/// handle bearer tokens).
+pub fn extract_bearer<'a>(authorization: &[&'a str]) -> Result<Option<&'a str>, ExtractError> {
+    Ok(extract_credential(authorization)?
+        .filter(|c| c.scheme == AuthScheme::Bearer)
+        .map(|c| c.token))
 }
 
 fn is_ows(c: char) -> bool {

@@ -254,6 +254,17 @@ impl KeySet {
     }
 }
 
+/// The verifier of a DPoP proof's `jwk` header for `alg` (RFC 9449 §4.2), with the same rules
+/// as a JWKS key (sizes, curves, points on the curve, a JWK `alg` or `use` that does not fit).
+/// The caller refuses private members first. `Err` says why, without key material.
+pub(crate) fn proof_verifier(jwk: &Map<String, Value>, alg: Algorithm) -> Result<Verifier, String> {
+    parse_jwk(jwk, &[alg])?
+        .verifiers
+        .into_iter()
+        .find(|v| v.alg() == alg)
+        .ok_or_else(|| format!("the key cannot verify {alg}"))
+}
+
 /// A printable name for a key: its `kid` (sanitized, truncated) or its index.
 fn key_label(jwk: &Map<String, Value>, index: usize) -> String {
     match jwk.get("kid").and_then(Value::as_str) {

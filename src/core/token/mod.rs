@@ -1,6 +1,7 @@
-//! Bearer token layer: extraction from the `Authorization` header, JWKS loading, JWS verification
-//! (`verifier.rs`) with strict claim checks, RFC 7662 introspection parsing, and a per-worker cache
-//! of verified tokens.
+//! Token layer: extraction from the `Authorization` header (`Bearer` or `DPoP`), JWKS loading, JWS
+//! verification (`verifier.rs`) with strict claim checks, RFC 7662 introspection parsing, a
+//! per-worker cache of verified tokens, and sender constraints: the token binding (`cnf`,
+//! `binding.rs`), DPoP proofs (`dpop.rs`) and the binding decision (`sender.rs`).
 //!
 //! Pure logic: no `proxy_wasm`, no clock (the caller passes `now` in unix seconds), no I/O.
 //! The only way to obtain a [`VerifiedToken`] is through [`verify_jwt`],
@@ -8,24 +9,34 @@
 //! or the clearly marked policy-tooling constructor ([`VerifiedToken::for_policy_test`]).
 
 pub mod alg;
+pub mod binding;
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod introspection;
 pub mod jwks;
 mod jws;
+pub mod sender;
 mod strict_json;
 mod verifier;
 pub mod verify;
 
 pub use alg::Algorithm;
+pub use binding::{BindingKind, Confirmation};
 pub use cache::{token_hash, TokenCache};
 pub use claims::{ClaimNames, TokenKind, VerifiedToken};
 pub use error::{MalformedReason, TokenError};
-pub use extract::{extract_bearer, ExtractError, MAX_TOKEN_LEN};
+pub use extract::{
+    extract_bearer, extract_credential, AuthScheme, Credential, ExtractError, MAX_TOKEN_LEN,
+};
 pub use introspection::IntrospectionPolicy;
 pub use jwks::{JwksError, KeySet};
+pub use sender::{
+    check_sender, ConnectionFacts, ConstraintMode, SenderError, SenderPolicy, SenderRequest,
+    UriPolicy,
+};
 pub use verify::{classify, peek, verify_jwt, JwtPeek, JwtPolicy, TokenShape};
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub fn classify(token: &str) -> TokenShape {
     }
 }
 
-fn is_b64url(segment: &str) -> bool {
+pub(crate) fn is_b64url(segment: &str) -> bool {
     !segment.is_empty()
         && segment
             .bytes()
@@ -190,7 +190,7 @@ pub(crate) fn audience_matches(aud: &Value, accepted: &[String]) -> bool {
 
 /// Media-type comparison for `typ`: case-insensitive, `application/` optional when the rest
 /// has no `/`.
-fn same_type(accepted: &str, typ: &str) -> bool {
+pub(crate) fn same_type(accepted: &str, typ: &str) -> bool {
     normalize_type(accepted).eq_ignore_ascii_case(normalize_type(typ))
 }
 

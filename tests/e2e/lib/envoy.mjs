@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from './http.mjs';
+import { request, requestTls } from './http.mjs';
 
-export { request };
+export { request, requestTls };
 
 /** The repository root (three levels above this file). */
 /** Longer than fhirgate's tick (1 s), which flushes its accumulated metrics to Envoy. */
@@ -109,14 +109,35 @@ export const ACCESS_LOG_FORMATTERS = [{
 }];
 
 /**
+ * The `transport_socket` of a TLS listener that requests a client certificate and validates it
+ * against `caFile` (a certificate from another CA fails the handshake; none is allowed, so that
+ * the filter can answer a certificate-bound token without one).
+ */
+export function downstreamTls({ certFile, keyFile, caFile }) {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      require_client_certificate: false,
+      common_tls_context: {
+        tls_certificates: [{ certificate_chain: { filename: certFile }, private_key: { filename: keyFile } }],
+        validation_context: { trusted_ca: { filename: caFile } },
+      },
+    },
+  };
+}
+
+/**
  * An Envoy bootstrap object. `filterConfig` null/undefined renders a plain proxy without fhirgate.
  * `clusters` maps extra cluster names to 127.0.0.1 ports; `extraFilters` are HTTP filters put
- * before fhirgate (e.g. Envoy's own jwt_authn for comparison).
+ * before fhirgate (e.g. Envoy's own jwt_authn for comparison). `tls` (`{ port, certFile, keyFile,
+ * caFile }`) adds a second listener with the same filters over TLS that requests client
+ * certificates ([`downstreamTls`]).
  */
 export function renderBootstrap({
   listenPort, adminPort, fhirPort, idpPort, filterConfig, clusters = {}, wasmPath = WASM, extraFilters = [],
   stopIteration = true,
-  accessLogPath,
+  accessLogPath, tls,
 }) {
   const httpFilters = [...extraFilters];
   if (filterConfig !== undefined && filterConfig !== null) httpFilters.push(wasmFilter(filterConfig, wasmPath, { stopIteration }));
@@ -124,40 +145,47 @@ export function renderBootstrap({
     name: 'envoy.filters.http.router',
     typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
   });
+  const hcm = (statPrefix) => ({
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      stat_prefix: statPrefix,
+      generate_request_id: true,
+      access_log: accessLogPath ? [{
+        name: 'envoy.access_loggers.file',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+          path: accessLogPath,
+          log_format: { json_format: ACCESS_LOG_FORMAT, formatters: ACCESS_LOG_FORMATTERS },
+        },
+      }] : [],
+      route_config: {
+        name: 'local',
+        virtual_hosts: [{
+          name: 'fhir',
+          domains: ['*'],
+          routes: [{ match: { prefix: '/' }, route: { cluster: 'fhir', timeout: '15s' } }],
+        }],
+      },
+      http_filters: httpFilters,
+    },
+  });
+  const listeners = [{
+    name: 'fhir_ingress',
+    address: { socket_address: { address: '127.0.0.1', port_value: listenPort } },
+    filter_chains: [{ filters: [hcm('ingress')] }],
+  }];
+  if (tls) {
+    listeners.push({
+      name: 'fhir_ingress_tls',
+      address: { socket_address: { address: '127.0.0.1', port_value: tls.port } },
+      filter_chains: [{ filters: [hcm('ingress_tls')], transport_socket: downstreamTls(tls) }],
+    });
+  }
   return {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
     static_resources: {
-      listeners: [{
-        name: 'fhir_ingress',
-        address: { socket_address: { address: '127.0.0.1', port_value: listenPort } },
-        filter_chains: [{
-          filters: [{
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: 'ingress',
-              generate_request_id: true,
-              access_log: accessLogPath ? [{
-                name: 'envoy.access_loggers.file',
-                typed_config: {
-                  '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
-                  path: accessLogPath,
-                  log_format: { json_format: ACCESS_LOG_FORMAT, formatters: ACCESS_LOG_FORMATTERS },
-                },
-              }] : [],
-              route_config: {
-                name: 'local',
-                virtual_hosts: [{
-                  name: 'fhir',
-                  domains: ['*'],
-                  routes: [{ match: { prefix: '/' }, route: { cluster: 'fhir', timeout: '15s' } }],
-                }],
-              },
-              http_filters: httpFilters,
-            },
-          }],
-        }],
-      }],
+      listeners,
       clusters: [
         staticCluster('fhir', fhirPort),
         staticCluster('idp', idpPort),
@@ -206,8 +234,9 @@ function hookSignals() {
 
 /** A running Envoy. */
 export class Envoy {
-  constructor({ name, listenPort, adminPort, logFile, configFile, accessLogFile }) {
+  constructor({ name, listenPort, adminPort, logFile, configFile, accessLogFile, tls }) {
     this.name = name;
+    this.tls = tls;
     this.accessLogFile = accessLogFile;
     this.listenPort = listenPort;
     this.adminPort = adminPort;
@@ -225,6 +254,16 @@ export class Envoy {
   /** A request through the listener (see `request`). */
   request(pathName, options) {
     return request(this.listenPort, pathName, options);
+  }
+
+  /** `https://127.0.0.1:<tls port>` of the TLS listener (when started with `tls`). */
+  get tlsUrl() {
+    return `https://127.0.0.1:${this.tls?.port}`;
+  }
+
+  /** A request through the TLS listener: `options.cert`/`key` present a client certificate. */
+  requestTls(pathName, options = {}) {
+    return requestTls(this.tls.port, pathName, { ca: this.tls.ca, ...options });
   }
 
   /** A request to the admin interface. */
@@ -360,7 +399,8 @@ let envoyCounter = 0;
 /**
  * Writes a bootstrap and starts Envoy. Options: `fhirPort`, `idpPort`, `filterConfig` (object, JSON
  * string, or a function `(ports) => config` called once the ports are known), `clusters`,
- * `listenPort`, `adminPort`, `name`, `editBootstrap`, `readyTimeoutMs`.
+ * `listenPort`, `adminPort`, `name`, `editBootstrap`, `readyTimeoutMs`, `tls` (`{ port, certFile,
+ * keyFile, caFile, ca }`: a second, TLS listener; `ca` is the PEM the test client trusts).
  */
 export async function startEnvoy(options) {
   fs.mkdirSync(RUN_DIR, { recursive: true });
@@ -380,7 +420,7 @@ export async function startEnvoy(options) {
   fs.writeFileSync(configFile, JSON.stringify(bootstrap, null, 2));
   fs.rmSync(logFile, { force: true });
   fs.rmSync(accessLogFile, { force: true });
-  const envoy = new Envoy({ name, listenPort, adminPort, logFile, configFile, accessLogFile });
+  const envoy = new Envoy({ name, listenPort, adminPort, logFile, configFile, accessLogFile, tls: options.tls });
   await envoy.start(options);
   return envoy;
 }

@@ -15,6 +15,11 @@
 //   format    -> 'jwt' (default) or 'opaque' (introspect it at /token/introspection)
 //   ttl       -> lifetime in seconds (default 300)
 //   patient, fhirUser, claims{...} -> extra claims in the token (and in introspection answers)
+//   dpop      -> a DPoP key (lib/dpop.mjs): the token request carries a proof signed with it and
+//                oidc-provider binds the token to it (`cnf.jkt`, token_type DPoP)
+//   mtls      -> a client certificate (lib/tls.mjs): the client registers with
+//                tls_client_certificate_bound_access_tokens and asks for the token over the IdP's
+//                TLS listener (`startTls`) presenting that certificate: `cnf["x5t#S256"]`
 //
 // Endpoints: discovery, /jwks, /token, /token/introspection (client `fhirgate`, client_secret_basic,
 // secret `fhirgate-secret`), /token/revocation, /reg. JWTs can be introspected and revoked too (see
@@ -22,8 +27,10 @@
 // connections), `start()` brings it back on the same port, `rotateKeys()` restarts with new keys.
 import { createPublicKey, generateKeyPairSync, randomUUID, verify } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import Provider from 'oidc-provider';
-import { requestUrl } from './http.mjs';
+import { proof as dpopProof } from './dpop.mjs';
+import { requestTls, requestUrl } from './http.mjs';
 
 /** The resource-server client the filter uses for introspection. */
 export const INTROSPECTION_CLIENT = Object.freeze({ id: 'fhirgate', secret: 'fhirgate-secret' });
@@ -129,6 +136,10 @@ export class Idp {
     this.revokedJti = new Set();
     this.requests = 0;
     this.jwksFetches = 0;
+    /** The TLS listener for certificate-bound tokens (`startTls`). */
+    this.tlsServer = null;
+    this.tlsPort = 0;
+    this.tlsCa = null;
   }
 
   /** `http://127.0.0.1:<port>`; valid once started. */
@@ -194,6 +205,23 @@ export class Idp {
           allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
         },
         registration: { enabled: true },
+        // DPoP-bound tokens (RFC 9449): a token request with a DPoP proof gets `cnf.jkt`.
+        dPoP: { enabled: true },
+        // Certificate-bound tokens (RFC 8705): for clients registered with
+        // tls_client_certificate_bound_access_tokens, the client certificate of the TLS
+        // connection the token request came on (the IdP's TLS listener) becomes `cnf["x5t#S256"]`.
+        mTLS: {
+          enabled: true,
+          certificateBoundAccessTokens: true,
+          getCertificate(ctx) {
+            const socket = ctx.req.socket;
+            const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
+            if (!peer?.raw) return undefined;
+            return `-----BEGIN CERTIFICATE-----\n${peer.raw.toString('base64')}\n-----END CERTIFICATE-----`;
+          },
+          certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+          certificateSubjectMatches: () => false,
+        },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => idp.audience,
@@ -326,8 +354,39 @@ export class Idp {
     return ok && payload.iss === this.issuer ? payload : null;
   }
 
+  /**
+   * A second, TLS listener on the same provider (server certificate `pki.server`, client
+   * certificates from `pki.ca` requested and validated), for certificate-bound token requests.
+   */
+  async startTls(pki) {
+    if (this.tlsServer) return this;
+    const server = https.createServer({
+      cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert, requestCert: true, rejectUnauthorized: true,
+    });
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.tlsPort = server.address().port;
+    this.tlsCa = pki.ca.cert;
+    server.on('request', (req, res) => {
+      this.requests += 1;
+      this.provider.callback()(req, res);
+    });
+    this.tlsServer = server;
+    return this;
+  }
+
   /** Stops listening and drops every open connection (an outage). */
   async stop() {
+    if (this.tlsServer) {
+      const tlsServer = this.tlsServer;
+      this.tlsServer = null;
+      await new Promise((resolve) => {
+        tlsServer.close(() => resolve());
+        tlsServer.closeAllConnections();
+      });
+    }
     const server = this.server;
     if (!server) return;
     this.server = null;
@@ -345,13 +404,16 @@ export class Idp {
     return this.kids();
   }
 
-  async post(path, form, auth) {
-    const res = await requestUrl(`${this.url}${path}`, {
+  async post(path, form, auth, { headers = {}, cert } = {}) {
+    const options = {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth, ...headers },
       body: new URLSearchParams(form).toString(),
       timeoutMs: 10_000,
-    });
+    };
+    const res = cert
+      ? await requestTls(this.tlsPort, path, { ...options, ca: this.tlsCa, cert: cert.cert, key: cert.key })
+      : await requestUrl(`${this.url}${path}`, options);
     return { status: res.status, body: res.json ?? res.text };
   }
 
@@ -361,7 +423,7 @@ export class Idp {
   }
 
   /** Registers a confidential client_credentials client with the given token properties. */
-  async registerClient({ alg = 'RS256', format = 'jwt', ttl = 300, claims } = {}) {
+  async registerClient({ alg = 'RS256', format = 'jwt', ttl = 300, claims, mtls = false } = {}) {
     const metadata = {
       client_name: `e2e-${randomUUID()}`,
       grant_types: ['client_credentials'],
@@ -373,6 +435,7 @@ export class Idp {
       fhirgate_ttl: ttl,
     };
     if (claims && Object.keys(claims).length > 0) metadata.fhirgate_claims = claims;
+    if (mtls) metadata.tls_client_certificate_bound_access_tokens = true;
     const res = await requestUrl(`${this.url}/reg`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -388,14 +451,18 @@ export class Idp {
    * Mints a real access token from the token endpoint.
    * Returns `{ access_token, expires_in, scope, token_type, clientId, clientSecret }`.
    */
-  async token({ scope = 'system/*.rs', resource, alg, format, ttl, patient, fhirUser, claims = {} } = {}) {
+  async token({
+    scope = 'system/*.rs', resource, alg, format, ttl, patient, fhirUser, claims = {}, dpop, mtls,
+  } = {}) {
     const all = { ...claims };
     if (patient !== undefined) all.patient = patient;
     if (fhirUser !== undefined) all.fhirUser = fhirUser;
-    const client = await this.registerClient({ alg, format, ttl, claims: all });
+    const client = await this.registerClient({ alg, format, ttl, claims: all, mtls: Boolean(mtls) });
     const form = { grant_type: 'client_credentials', resource: resource ?? this.audience };
     if (scope) form.scope = scope;
-    const res = await this.post('/token', form, basicAuth(client.clientId, client.clientSecret));
+    const base = mtls ? `https://127.0.0.1:${this.tlsPort}` : this.url;
+    const headers = dpop ? { dpop: dpopProof(dpop, { htm: 'POST', htu: `${base}/token` }) } : {};
+    const res = await this.post('/token', form, basicAuth(client.clientId, client.clientSecret), { headers, cert: mtls });
     if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`);
     return { ...res.body, ...client };
   }

@@ -47,15 +47,19 @@ export function introspectionConfig(idp, extra = {}) {
  * Starts IdP, FHIR upstream and Envoy. `config(ctx)` returns the filter configuration (default
  * `baseConfig(ctx)`); `config: null` runs Envoy without fhirgate. `beforeEnvoy(ctx)` runs once IdP
  * and upstream are up; `idpDown: true` then stops the IdP before Envoy starts (start it again with
- * `stack.idp.start()`); `editBootstrap` goes to `startEnvoy`.
+ * `stack.idp.start()`); `editBootstrap` goes to `startEnvoy`. `pki` (lib/tls.mjs) adds TLS
+ * listeners that request client certificates to Envoy (`envoy.requestTls`, `ctx.tlsPort`) and to
+ * the IdP (certificate-bound tokens).
  */
 export async function startStack({
   config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters, editBootstrap,
-  stopIteration = true,
+  stopIteration = true, pki,
 } = {}) {
   const listenPort = await freePort();
+  const tlsPort = pki ? await freePort() : undefined;
   const audience = `http://127.0.0.1:${listenPort}/fhir`;
   const idp = await startIdp({ audience });
+  if (pki) await idp.startTls(pki);
   const fhir = await startFhir();
   const stack = { idp, fhir, audience, envoy: null };
   stack.stop = async () => {
@@ -66,12 +70,15 @@ export async function startStack({
   try {
     if (beforeEnvoy) await beforeEnvoy({ idp, fhir, audience, listenPort });
     if (idpDown) await idp.stop();
-    const ctx = { idp, fhir, audience, listenPort };
+    const ctx = { idp, fhir, audience, listenPort, tlsPort };
     const filterConfig = config === null ? null : config(ctx);
     const filters = typeof extraFilters === 'function' ? extraFilters(ctx) : extraFilters;
+    const tls = pki ? {
+      port: tlsPort, certFile: pki.server.certFile, keyFile: pki.server.keyFile, caFile: pki.ca.certFile, ca: pki.ca.cert,
+    } : undefined;
     stack.envoy = await startEnvoy({
       listenPort, fhirPort: fhir.port, idpPort: idp.port, filterConfig, clusters, extraFilters: filters, editBootstrap,
-      stopIteration,
+      stopIteration, tls,
     });
   } catch (err) {
     await stack.stop();

@@ -112,3 +112,58 @@ fn token_length_limit() {
     assert_eq!(one(&over), Err(ExtractError::TooLong));
     assert_eq!(ExtractError::TooLong.code(), "token_too_long");
 }
+
+fn cred(values: &[&'static str]) -> Result<Option<(AuthScheme, &'static str)>, ExtractError> {
+    extract_credential(values).map(|c| c.map(|c| (c.scheme, c.token)))
+}
+
+#[test]
+fn the_dpop_scheme_is_a_credential() {
+    assert_eq!(
+        cred(&["DPoP abc.def"]),
+        Ok(Some((AuthScheme::Dpop, "abc.def")))
+    );
+    assert_eq!(cred(&["dpop abc"]), Ok(Some((AuthScheme::Dpop, "abc"))));
+    assert_eq!(cred(&["DPOP  abc"]), Ok(Some((AuthScheme::Dpop, "abc"))));
+    assert_eq!(cred(&["Bearer abc"]), Ok(Some((AuthScheme::Bearer, "abc"))));
+    assert_eq!(cred(&["Basic abc"]), Ok(None));
+    assert_eq!(cred(&[]), Ok(None));
+    assert_eq!(AuthScheme::Dpop.as_str(), "DPoP");
+}
+
+#[test]
+fn one_credential_only() {
+    // Bearer and DPoP together, or two DPoP credentials, are malformed requests.
+    assert_eq!(
+        cred(&["Bearer abc", "DPoP abc"]),
+        Err(ExtractError::Duplicate)
+    );
+    assert_eq!(
+        cred(&["DPoP abc", "DPoP abc"]),
+        Err(ExtractError::Duplicate)
+    );
+    assert_eq!(
+        cred(&["DPoP abc, Bearer abc"]),
+        Err(ExtractError::Malformed)
+    );
+    assert_eq!(cred(&["DPoP abc DPoP abc"]), Err(ExtractError::Malformed));
+}
+
+#[test]
+fn dpop_credentials_follow_the_token68_syntax() {
+    assert_eq!(cred(&["DPoP"]), Err(ExtractError::Empty));
+    assert_eq!(cred(&["DPoP\tabc"]), Err(ExtractError::Malformed));
+    assert_eq!(cred(&["DPoP a\"b"]), Err(ExtractError::Malformed));
+    let long: &'static str =
+        Box::leak(format!("DPoP {}", "a".repeat(MAX_TOKEN_LEN + 1)).into_boxed_str());
+    assert_eq!(cred(&[long]), Err(ExtractError::TooLong));
+}
+
+#[test]
+fn extract_bearer_leaves_dpop_credentials_alone() {
+    assert_eq!(extract_bearer(&["DPoP abc"]), Ok(None));
+    assert_eq!(
+        extract_bearer(&["Bearer abc", "DPoP abc"]),
+        Err(ExtractError::Duplicate)
+    );
+}

@@ -16,6 +16,7 @@ use sha2::{Sha256, Sha384, Sha512};
 use std::sync::OnceLock;
 
 mod algorithms;
+mod binding;
 mod cache;
 mod claims;
 mod extract;
