@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::fhir::{
-    body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
+    body_need, bundle_entries, parse_request, read_write_body, BodyNeed, FhirError, FhirRequest,
+    Interaction,
 };
 use crate::outcome::{Denial, DenyKind};
 use crate::response::LabelMode;
@@ -206,6 +207,7 @@ fn decide_inner(
     } else {
         Vec::new()
     };
+    // The bundle passed the strict reading above (no duplicate members): this is that reading.
     let bundle_json: Option<Value> = if entries.is_empty() {
         None
     } else {
@@ -226,11 +228,19 @@ fn decide_inner(
         input,
         head_only,
     };
-    // The container itself goes through the rules too (rules can refuse all batches).
-    let own_resource = if entries.is_empty() {
-        body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
-    } else {
-        None
+    // The container itself goes through the rules too (rules can refuse all batches). A write's
+    // body is read once, strictly, and must be the resource its URL names.
+    let own_resource = match (body, model_body) {
+        (Some(b), None) if !head_only => match read_write_body(&fhir, content_type, b) {
+            Ok(v) => v,
+            Err(e) => {
+                decision.note(|| format!("body: rejected ({})", e.code()));
+                decision.denial = Some(fhir_denial(&e));
+                decision.fhir = Some(fhir);
+                return decision;
+            }
+        },
+        _ => None,
     };
     if let Err(denial) = authorize_one(&mut ctx, &fhir, None, own_resource.as_ref(), &mut decision)
     {

@@ -28,9 +28,12 @@ pub(crate) fn check_bundle_media_type(content_type: Option<&str>) -> Result<(), 
 }
 
 fn parse_bundle(json: &[u8]) -> Result<(Map<String, Value>, Interaction), FhirError> {
-    let text = std::str::from_utf8(json).map_err(|_| FhirError::NonUtf8)?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|_| FhirError::InvalidBundle("body is not JSON"))?;
+    std::str::from_utf8(json).map_err(|_| FhirError::NonUtf8)?;
+    let value = match super::body::strict(json) {
+        Ok(v) => v,
+        Err(FhirError::InvalidJson) => return Err(FhirError::InvalidBundle("body is not JSON")),
+        Err(e) => return Err(e),
+    };
     let Value::Object(map) = value else {
         return Err(FhirError::InvalidBundle("body is not a JSON object"));
     };
@@ -152,12 +155,16 @@ fn entry_request(entry: &Value, base_path: &str) -> Result<FhirRequest, FhirErro
                 "entry.resource type does not match entry.request.url",
             ));
         }
-        if let (Some(url_id), Some(body_id)) = (req.id.as_deref(), resource.get("id")) {
-            if body_id.as_str() != Some(url_id) {
-                return Err(FhirError::InvalidBundle(
-                    "entry.resource id does not match entry.request.url",
-                ));
-            }
+        let body_id = resource.get("id");
+        let id_fits = match (req.interaction, req.conditional) {
+            // An update of `[type]/[id]` names its resource twice: both must agree.
+            (Interaction::Update, false) => body_id.and_then(Value::as_str) == req.id.as_deref(),
+            _ => body_id.is_none_or(Value::is_string),
+        };
+        if !id_fits {
+            return Err(FhirError::InvalidBundle(
+                "entry.resource id does not match entry.request.url",
+            ));
         }
     }
     match request.get("ifNoneExist") {

@@ -83,6 +83,19 @@ pub enum FhirError {
     /// A `POST [base]` body or bundle that is not a batch/transaction Bundle (reason is static text).
     #[error("invalid bundle: {0}")]
     InvalidBundle(&'static str),
+    /// A JSON body (write or bundle) that is not exactly one JSON value.
+    #[error("body is not JSON")]
+    InvalidJson,
+    /// A JSON body in which an object repeats a member name (at any depth): two parsers could
+    /// read two different requests from it.
+    #[error("body repeats a JSON member name")]
+    DuplicateMember,
+    /// A create or update whose body is not a resource of the URL's type.
+    #[error("body resourceType does not match the URL")]
+    BodyTypeMismatch,
+    /// An update whose body `id` is missing or not the URL's id.
+    #[error("body id does not match the URL")]
+    BodyIdMismatch,
     /// More bundle entries than [`crate::fhir::MAX_BUNDLE_ENTRIES`] (413).
     #[error("too many bundle entries")]
     TooManyEntries,
@@ -139,6 +152,10 @@ impl FhirError {
             FhirError::UnsupportedMediaType => "unsupported_media_type",
             FhirError::InvalidBundle(_) => "invalid_bundle",
             FhirError::TooManyEntries => "too_many_entries",
+            FhirError::InvalidJson => "invalid_json",
+            FhirError::DuplicateMember => "duplicate_member",
+            FhirError::BodyTypeMismatch => "body_type_mismatch",
+            FhirError::BodyIdMismatch => "body_id_mismatch",
             FhirError::Entry { source, .. } => source.code(),
         }
     }

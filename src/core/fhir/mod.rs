@@ -44,6 +44,7 @@
 //! `application/x-www-form-urlencoded`; names keep their modifiers; values are split on
 //! unescaped commas (see [`query::parse_form`]).
 
+mod body;
 mod bundle;
 mod error;
 mod path;
@@ -57,6 +58,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+pub use body::read_write_body;
 pub use bundle::MAX_BUNDLE_ENTRIES;
 pub use error::FhirError;
 pub use path::MAX_PATH_LEN;
