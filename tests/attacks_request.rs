@@ -208,3 +208,190 @@ fn the_same_writes_spelt_once_go_upstream_as_they_were_checked() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. One credential (RFC 6750 §3.1).
+
+const READER: &str = "patient/Observation.rs patient/Patient.rs";
+
+fn assert_invalid_request(out: &Outcome) {
+    let challenge = out.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"invalid_request\""),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn a_second_token_in_the_query_is_refused_in_any_spelling() {
+    let spellings = [
+        "access_token",
+        "ACCESS_TOKEN",
+        "Access_Token",
+        "access%5Ftoken",
+        "%61ccess_token",
+        "access_token:exact",
+        "access_token%20",
+    ];
+    for name in spellings {
+        let path = format!("/fhir/Observation?patient=123&{name}=other-token");
+        // Next to the checked header token...
+        refused(READER, 400, "request.token_in_query", |t| {
+            Req::get(&path).bearer(t)
+        });
+        // ...and instead of it.
+        refused(READER, 400, "request.token_in_query", |_| Req::get(&path));
+        let (out, _, _) = attack(EnvoyMode::StopIteration, READER, |_| Req::get(&path));
+        assert_invalid_request(&out);
+    }
+}
+
+#[test]
+fn a_second_token_in_a_search_form_or_a_bundle_entry_is_refused() {
+    for form in [
+        "patient=123&access_token=other-token",
+        "patient=123&ACCESS%5FTOKEN=other-token",
+    ] {
+        refused(READER, 400, "request.token_in_body", |t| {
+            Req::get("/fhir/Observation/_search")
+                .method("POST")
+                .bearer(t)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.as_bytes())
+        });
+        let (out, _, _) = attack(EnvoyMode::StopIteration, READER, |t| {
+            Req::get("/fhir/Observation/_search")
+                .method("POST")
+                .bearer(t)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.as_bytes())
+        });
+        assert_invalid_request(&out);
+    }
+    let bundle = r#"{"resourceType":"Bundle","type":"batch","entry":[
+        {"request":{"method":"GET","url":"Observation?patient=123&access_token=other"}}]}"#;
+    refused(READER, 400, "request.token_in_body", |t| {
+        json_post("/fhir", t, bundle)
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. No method overrides, no underscore spellings, spaces only, no body where none belongs.
+
+#[test]
+fn method_override_headers_are_refused_in_any_spelling() {
+    for name in [
+        "X-HTTP-Method-Override",
+        "x-http-method",
+        "X-Method-Override",
+        "x_http_method_override",
+        "X_HTTP_METHOD",
+    ] {
+        refused(READER, 400, "request.method_override", |t| {
+            Req::get("/fhir/Patient/123")
+                .bearer(t)
+                .header(name, "DELETE")
+        });
+    }
+}
+
+#[test]
+fn underscore_and_case_spellings_of_owned_and_identity_headers_never_reach_the_upstream() {
+    for mode in MODES {
+        let mut h = Harness::with_mode(&config(), 1, mode);
+        let t = token(&h, READER);
+        let out = h.run(
+            Req::get("/fhir/Patient/123")
+                .bearer(&t)
+                .header("x_fhirgate_patient", "999")
+                .header("X_FhirGate_Anything", "x")
+                .header("x_user", "admin")
+                .header("X-User", "admin"),
+        );
+        let Outcome::Forwarded(headers) = &out else {
+            panic!("{mode:?}: {}", out.text());
+        };
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        for spoof in ["x_fhirgate_patient", "x_fhirgate_anything", "x_user"] {
+            assert!(
+                !names.contains(&spoof),
+                "{mode:?}: {spoof} forwarded: {names:?}"
+            );
+        }
+        let users: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n == "x-user")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(users, vec!["user-1"], "{mode:?}: only the token's subject");
+        assert_eq!(out.header("x-fhirgate-patient").as_deref(), Some("123"));
+    }
+}
+
+#[test]
+fn scopes_are_split_on_spaces_only() {
+    for granted in [
+        "patient/Observation.rs\tpatient/Condition.rs",
+        "patient/Observation.rs\npatient/Condition.rs",
+        "patient/Observation.rs,patient/Condition.rs",
+    ] {
+        let mut h = Harness::new(&config(), 1);
+        let t = tokens::token(&Spec::new().scope(granted).patient("123"), h.now_s());
+        for path in [
+            "/fhir/Condition?patient=123",
+            "/fhir/Observation?patient=123",
+        ] {
+            let out = h.run(Req::get(path).bearer(&t));
+            assert_eq!(out.status(), 403, "{granted:?} {path}: {}", out.text());
+        }
+    }
+    // Spaces still separate.
+    let mut h = Harness::new(&config(), 1);
+    let t = token(&h, "patient/Observation.rs  patient/Condition.rs");
+    let out = h.run(Req::get("/fhir/Condition?patient=123").bearer(&t));
+    assert!(matches!(out, Outcome::Forwarded(_)), "{}", out.text());
+}
+
+#[test]
+fn two_content_types_are_refused() {
+    let body =
+        r#"{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/123"}}"#;
+    refused(WRITER, 400, "request.duplicate_content_type", |t| {
+        json_post("/fhir/Observation", t, body).header("content-type", "application/fhir+xml")
+    });
+    refused(WRITER, 400, "request.duplicate_content_type", |t| {
+        Req::get("/fhir/Observation")
+            .method("POST")
+            .bearer(t)
+            .header("content-type", "application/xml, application/fhir+json")
+            .body(body.as_bytes())
+    });
+}
+
+#[test]
+fn a_body_on_get_head_or_delete_is_refused() {
+    for method in ["GET", "HEAD", "DELETE"] {
+        refused(WRITER, 400, "request.unexpected_body", |t| {
+            Req::get("/fhir/Observation/1")
+                .method(method)
+                .bearer(t)
+                .body(br#"{"resourceType":"Bundle","type":"transaction"}"#)
+        });
+        refused(WRITER, 400, "request.unexpected_body", |t| {
+            Req::get("/fhir/Observation/1")
+                .method(method)
+                .bearer(t)
+                .header("transfer-encoding", "chunked")
+        });
+    }
+    // `Content-Length: 0` is no body.
+    let mut h = Harness::new(&config(), 1);
+    let t = token(&h, WRITER);
+    let out = h.run(
+        Req::get("/fhir/Observation/1")
+            .bearer(&t)
+            .header("content-length", "0"),
+    );
+    assert!(matches!(out, Outcome::Forwarded(_)), "{}", out.text());
+}

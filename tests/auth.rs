@@ -65,7 +65,6 @@ fn no_credentials_is_401_without_error_attribute() {
     let mut h = harness();
     for req in [
         Req::get(READ),
-        Req::get("/fhir/Patient/123?access_token=abc.def.ghi"),
         Req::get(READ).header("authorization", "Basic dXNlcjpwYXNz"),
         Req::get(READ).header("authorization", "Digest username=x"),
     ] {
@@ -77,6 +76,10 @@ fn no_credentials_is_401_without_error_attribute() {
         );
         assert_eq!(out.issue_code(), "login");
     }
+    // A token in the query is not "no credentials" but a second method (RFC 6750 §3.1): 400
+    // invalid_request (tests/attacks_request.rs has every spelling).
+    let out = h.run(Req::get("/fhir/Patient/123?access_token=abc.def.ghi"));
+    assert_eq!(out.status(), 400, "{}", out.text());
 }
 
 #[test]

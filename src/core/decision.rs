@@ -16,7 +16,7 @@ use crate::rules::{RuleInput, RuleVerdict};
 use crate::smart::{
     authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
 };
-use crate::token::VerifiedToken;
+use crate::token::{is_token_param, VerifiedToken};
 
 /// The HTTP request as the decision sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -190,6 +190,14 @@ fn decide_inner(
             fhir.params
         )
     });
+    // RFC 6750 §3.1: one credential. The query was refused on the headers; a form body (or a
+    // bundle entry's URL, or `If-None-Exist`) carrying `access_token` is refused here.
+    if fhir.params.keys().any(|n| is_token_param(n)) {
+        decision.note(|| "request: a token outside the Authorization header".to_string());
+        decision.denial = Some(token_elsewhere());
+        decision.fhir = Some(fhir);
+        return decision;
+    }
     let scopes = ScopeSet::parse(token.scopes());
     let entries = if matches!(
         fhir.interaction,
@@ -207,6 +215,15 @@ fn decide_inner(
     } else {
         Vec::new()
     };
+    if entries
+        .iter()
+        .any(|(_, e)| e.params.keys().any(|n| is_token_param(n)))
+    {
+        decision.note(|| "bundle: an entry carries a token".to_string());
+        decision.denial = Some(token_elsewhere());
+        decision.fhir = Some(fhir);
+        return decision;
+    }
     // The bundle passed the strict reading above (no duplicate members): this is that reading.
     let bundle_json: Option<Value> = if entries.is_empty() {
         None
@@ -403,6 +420,15 @@ fn authorize_one(
             Err(denial)
         }
     }
+}
+
+/// 400 `invalid_request`: an `access_token` parameter in a form body or bundle entry.
+fn token_elsewhere() -> Denial {
+    Denial::new(
+        DenyKind::InvalidRequest,
+        "request.token_in_body",
+        "an access token is accepted in the Authorization header only",
+    )
 }
 
 fn fhir_denial(e: &FhirError) -> Denial {

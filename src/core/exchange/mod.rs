@@ -27,6 +27,7 @@
 //! and owns the caches and callouts; the glue only translates proxy callbacks. The policy tool
 //! (`fhirgate test`/`eval`) drives the same exchange with canned events.
 
+mod hygiene;
 mod mode;
 mod request;
 mod response;

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use super::hygiene::refused_on_headers;
 use super::mode::{HoldMode, PROBE_AFTER_MS, PROBE_SETTLE_MS};
 use super::view::{is_public_discovery, request_info, spoofable_headers};
 use super::{
@@ -39,6 +40,15 @@ impl Exchange {
             out.push(Effect::RemoveRequestHeader(name.to_string()));
         }
         let info = request_info(headers, &connection.source);
+        if let Some(denial) = refused_on_headers(&info.method, &info.path, headers, end_of_stream) {
+            let req = Request {
+                info,
+                started_ms: now_ms,
+                wants_body: false,
+                accept_encoding: false,
+            };
+            return self.deny(req, None, &denial, now_ms, out);
+        }
         if is_public_discovery(&self.config, &info) {
             self.note(|| "public discovery: no token needed".to_string());
             let record = AuditRecord::public(now_ms, &info);

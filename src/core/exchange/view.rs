@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::hygiene::normalised_name;
 use crate::config::{Config, OWNED_HEADER_PREFIX};
 use crate::decision::RequestInfo;
 
@@ -23,7 +24,7 @@ pub fn request_info(headers: &[(String, String)], source: &str) -> RequestInfo {
             ":path" => path.clone_from(value),
             ":authority" => authority.clone_from(value),
             n if n.starts_with(':') || HIDDEN_HEADERS.contains(&n) => {}
-            n if n.starts_with(OWNED_HEADER_PREFIX) => {}
+            n if normalised_name(n).starts_with(OWNED_HEADER_PREFIX) => {}
             n => {
                 map.entry(n.to_string())
                     .and_modify(|v| {
@@ -45,7 +46,8 @@ pub fn request_info(headers: &[(String, String)], source: &str) -> RequestInfo {
 }
 
 /// The incoming headers that never reach the upstream: fhirgate's own `x-fhirgate-*` and the
-/// configured identity headers (`forward.headers`), whatever happens next.
+/// configured identity headers (`forward.headers`), whatever happens next, in any case and
+/// with `_` for `-` (`x_fhirgate_patient`).
 pub fn spoofable_headers<'a>(
     config: &Config,
     headers: &'a [(String, String)],
@@ -54,11 +56,13 @@ pub fn spoofable_headers<'a>(
         .forward
         .headers
         .iter()
-        .map(|(h, _)| h.clone())
+        .map(|(h, _)| normalised_name(h))
         .collect();
     let mut seen: Vec<&'a str> = Vec::new();
     headers.iter().filter_map(move |(name, _)| {
-        let owned = name.starts_with(OWNED_HEADER_PREFIX) || configured.iter().any(|h| h == name);
+        // `x_fhirgate_patient` and `X-FhirGate-Patient` are the owned header to a CGI-style server.
+        let norm = normalised_name(name);
+        let owned = norm.starts_with(OWNED_HEADER_PREFIX) || configured.contains(&norm);
         if owned && !seen.contains(&name.as_str()) {
             seen.push(name.as_str());
             Some(name.as_str())

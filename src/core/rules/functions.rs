@@ -211,7 +211,7 @@ pub fn has_scope(ftx: &FunctionContext, scopes: Value, required: Value) -> Res<b
             }),
             &req,
         )),
-        Value::String(s) => Ok(implies(s.split_whitespace(), &req)),
+        Value::String(s) => Ok(implies(s.split(' ').filter(|s| !s.is_empty()), &req)),
         other => Err(ftx.error(format!(
             "the granted scopes must be a list or a string, got {}",
             type_name(other)

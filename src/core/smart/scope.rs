@@ -172,6 +172,14 @@ impl Scope {
     /// Parses one scope; anything else (invalid syntax, unknown type, `openid`, `launch/patient`,
     /// ...) is `None`.
     pub fn parse(s: &str) -> Option<Scope> {
+        // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E. A tab, newline or other blank
+        // is not a separator (scopes are split on spaces only) and makes the scope invalid.
+        if !s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        {
+            return None;
+        }
         let (context, rest) = s.split_once('/')?;
         let context = Context::parse(context)?;
         let (rest, query) = match rest.split_once('?') {
@@ -275,7 +283,8 @@ pub struct ScopeSet {
 }
 
 impl ScopeSet {
-    /// Parses scope strings; each item may itself hold several space-separated scopes. Invalid
+    /// Parses scope strings; each item may itself hold several space-separated scopes (RFC 6749
+    /// §3.3: spaces only; a tab or newline is part of an invalid scope, never a separator). Invalid
     /// ones (and non-clinical scopes such as `openid`, `fhirUser`, `launch/patient`,
     /// `offline_access`) grant nothing and are dropped.
     pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> ScopeSet {
@@ -283,7 +292,8 @@ impl ScopeSet {
             .into_iter()
             .flat_map(|s| {
                 s.as_ref()
-                    .split_ascii_whitespace()
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
                     .filter_map(Scope::parse)
                     .collect::<Vec<_>>()
             })

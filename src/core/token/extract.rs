@@ -132,3 +132,12 @@ fn is_b64token(token: &str) -> bool {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
 }
+
+/// Whether a query or form parameter name (decoded, modifiers kept) is `access_token`, in any
+/// case and with any modifier or surrounding blanks: the RFC 6750 §2.2/§2.3 ways to present a
+/// token, which this gateway refuses (§3.1: one method only; a second token would go upstream
+/// unchecked).
+pub fn is_token_param(name: &str) -> bool {
+    let bare = name.split(':').next().unwrap_or_default().trim();
+    bare.eq_ignore_ascii_case("access_token")
+}

@@ -29,7 +29,8 @@ pub use cache::{token_hash, TokenCache};
 pub use claims::{ClaimNames, TokenKind, VerifiedToken};
 pub use error::{MalformedReason, TokenError};
 pub use extract::{
-    extract_bearer, extract_credential, AuthScheme, Credential, ExtractError, MAX_TOKEN_LEN,
+    extract_bearer, extract_credential, is_token_param, AuthScheme, Credential, ExtractError,
+    MAX_TOKEN_LEN,
 };
 pub use introspection::IntrospectionPolicy;
 pub use jwks::{JwksError, KeySet};
