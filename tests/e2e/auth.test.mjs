@@ -57,10 +57,10 @@ describe('bearer tokens', () => {
     assertDenied(res, { status: 401, code: 'login', error: null });
   });
 
-  test('a token in the query string or another scheme counts as no credentials', async () => {
+  test('a token in the query string is a second method (400 invalid_request); another scheme counts as no credentials', async () => {
     const tok = await idp.token({ scope: SCOPE });
     const query = await envoy.request(`${READ}?access_token=${tok.access_token}`);
-    assertDenied(query, { status: 401, code: 'login', error: null, token: tok });
+    assertDenied(query, { status: 400, code: 'invalid', error: 'invalid_request', token: tok });
     const basic = await envoy.request(READ, { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
     assertDenied(basic, { status: 401, code: 'login', error: null });
   });
