@@ -78,10 +78,6 @@ fn idp_down_before_any_key_set_gives_503_with_retry_after() {
             status: 200,
             body: b"<html>".to_vec(),
         },
-        CalloutResult::Response {
-            status: 200,
-            body: br#"{"keys":[]}"#.to_vec(),
-        },
     ] {
         let mut h = Harness::new(&remote_config(), 1);
         let t = tokens::token(&spec(), h.now_s());
@@ -94,6 +90,15 @@ fn idp_down_before_any_key_set_gives_503_with_retry_after() {
         assert_eq!(out.issue_code(), "transient");
         assert!(out.header("www-authenticate").is_none());
     }
+    // A JWKS answer without keys is no outage but the IdP's statement: its tokens are refused
+    // (401; tests/attacks_request.rs has the withdrawal of keys in use).
+    let mut h = Harness::new(&remote_config(), 1);
+    let t = tokens::token(&spec(), h.now_s());
+    let id = h.send(0, Req::get(READ).bearer(&t));
+    h.answer_all("idp", 200, r#"{"keys":[]}"#);
+    // The token's kid is unknown to the (empty) set: one refetch for it, which says the same.
+    assert_eq!(h.answer_all("idp", 200, r#"{"keys":[]}"#), 1);
+    assert_eq!(h.outcome(id).status(), 401, "{}", h.outcome(id).text());
 }
 
 #[test]

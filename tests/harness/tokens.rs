@@ -100,7 +100,7 @@ impl Spec {
     }
 }
 
-fn claims_at(spec: &Spec, now_s: u64) -> JWTClaims<Map<String, Value>> {
+pub fn claims_at(spec: &Spec, now_s: u64) -> JWTClaims<Map<String, Value>> {
     let at = |off: i64| UnixTimeStamp::from_secs((now_s as i64 + off) as u64);
     let mut custom = spec.claims.clone();
     custom.insert("aud".into(), spec.aud.clone());
@@ -118,7 +118,7 @@ fn claims_at(spec: &Spec, now_s: u64) -> JWTClaims<Map<String, Value>> {
     }
 }
 
-fn options(spec: &Spec) -> HeaderOptions {
+pub fn options(spec: &Spec) -> HeaderOptions {
     HeaderOptions {
         signature_type: Some(spec.typ.clone()),
         ..Default::default()

@@ -1,6 +1,7 @@
 //! Turning a bearer token into a `VerifiedToken`: caches first, then the issuer's keys (fetching
 //! them when missing or when the `kid` is unknown), then signature and claims.
 
+use sha2::{Digest, Sha256};
 use std::rc::Rc;
 
 use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
@@ -45,6 +46,14 @@ impl Worker {
     pub(super) fn authenticate(&mut self, host: &dyn Host, bearer: &str) -> AuthStep {
         let now_s = host.now_ms() / 1000;
         let hash = token_hash(bearer);
+        // A key set the IdP replaced (a key withdrawn) ends the cached verifications at once.
+        if !self.remote_keys.is_empty() {
+            for keys in self.remote_keys.iter_mut().flatten() {
+                keys.sync(host);
+            }
+            self.note_key_epoch();
+        }
+        let shared = self.shared_key(&hash);
         if let Some(token) = self.cache.get(&hash, now_s) {
             self.metrics.add(Metric::inc(metrics::TOKEN_CACHE_HITS));
             return AuthStep::Ready(token);
@@ -58,7 +67,7 @@ impl Worker {
             host,
             &self.config_id,
             self.config.shared_cache_slots,
-            &hash,
+            &shared,
             now_s,
         ) {
             self.metrics
@@ -136,7 +145,7 @@ impl Worker {
                         host,
                         &self.config_id,
                         config.shared_cache_slots,
-                        hash,
+                        &self.shared_key(hash),
                         &token,
                     );
                     return AuthStep::Ready(token);
@@ -154,6 +163,31 @@ impl Worker {
             }
         }
         self.unknown_kid(host, index)
+    }
+
+    /// Clears the verified-token cache when a remote key set changed since it was filled.
+    pub(super) fn note_key_epoch(&mut self) {
+        let epoch = self
+            .remote_keys
+            .iter()
+            .flatten()
+            .fold(0u64, |acc, k| acc.rotate_left(17) ^ k.content_id());
+        if epoch != self.key_epoch {
+            self.key_epoch = epoch;
+            self.cache.clear();
+        }
+    }
+
+    /// The shared-cache key of a token: its hash bound to the key sets' documents, so a token
+    /// verified with keys since withdrawn is a miss on every worker.
+    fn shared_key(&self, hash: &[u8; 32]) -> [u8; 32] {
+        if self.key_epoch == 0 {
+            return *hash;
+        }
+        let mut d = Sha256::new();
+        d.update(hash);
+        d.update(self.key_epoch.to_be_bytes());
+        d.finalize().into()
     }
 
     /// The provider's remote key set, or the step to take when there is none.

@@ -68,6 +68,9 @@ pub struct RemoteKeys {
     keys_key: String,
     provider: String,
     keys: Option<Rc<KeySet>>,
+    /// Digest of the JWKS document `keys` came from (0 before any): the same on every worker
+    /// holding the same document, whatever its version.
+    content_id: u64,
     version: u64,
     last_ok_ms: u64,
     /// Token of this worker's fetch in flight, with its start time.
@@ -93,6 +96,7 @@ impl RemoteKeys {
             keys_key: format!("fhirgate.jwks.{id}.keys"),
             provider: provider.to_string(),
             keys: None,
+            content_id: 0,
             version: 0,
             last_ok_ms: 0,
             inflight: None,
@@ -103,6 +107,13 @@ impl RemoteKeys {
     pub fn usable(&self, now_ms: u64) -> Option<Rc<KeySet>> {
         let fresh = now_ms.saturating_sub(self.last_ok_ms) <= self.source.max_staleness_ms;
         self.keys.clone().filter(|_| fresh)
+    }
+
+    /// Identifies the key set in use by its document (0 before any): tokens verified with
+    /// another document are not reused from caches once this changes (a withdrawn key stops
+    /// verifying at once, not when the cached tokens expire).
+    pub fn content_id(&self) -> u64 {
+        self.content_id
     }
 
     /// Whether this worker has a fetch in flight with this token.
@@ -151,6 +162,7 @@ impl RemoteKeys {
         match self.parse(content.jwks.as_bytes()) {
             Ok((set, _)) => {
                 self.keys = Some(Rc::new(set));
+                self.content_id = content_digest(&content.jwks);
                 self.version = content.version;
                 true
             }
@@ -166,9 +178,8 @@ impl RemoteKeys {
                 .with_hmac_secret(secret, &self.algorithms)
                 .map_err(|e| e.to_string())?;
         }
-        if set.is_empty() {
-            return Err("the JWKS has no usable key".to_string());
-        }
+        // An empty (or wholly unusable) set the IdP served is its statement, not an outage: it
+        // replaces the last keys (a key compromise is answered by withdrawing the key).
         Ok((set, warnings))
     }
 
@@ -275,6 +286,15 @@ impl RemoteKeys {
                         &format!("provider {}: JWKS: {w}", self.provider),
                     );
                 }
+                if set.is_empty() {
+                    host.log(
+                        LogLevel::Error,
+                        &format!(
+                            "provider {}: the JWKS answer has no usable key: it replaces the last key set, and this provider's tokens are refused until the IdP publishes one",
+                            self.provider
+                        ),
+                    );
+                }
                 self.store(host, text, set);
                 true
             }
@@ -322,6 +342,7 @@ impl RemoteKeys {
             host.shared_set(&self.keys_key, &content_bytes, None);
             if host.shared_set(&self.meta_key, &meta_bytes, cas) {
                 self.keys = Some(Rc::new(set));
+                self.content_id = content_digest(&jwks);
                 self.version = version;
                 self.last_ok_ms = now;
                 host.log(
@@ -336,6 +357,7 @@ impl RemoteKeys {
         }
         // Could not publish (contention); keep the keys locally anyway.
         self.keys = Some(Rc::new(set));
+        self.content_id = content_digest(&jwks);
         self.last_ok_ms = now;
     }
 
@@ -358,4 +380,10 @@ impl RemoteKeys {
             }
         }
     }
+}
+
+/// The first 8 bytes of the document's SHA-256.
+fn content_digest(jwks: &str) -> u64 {
+    let d = Sha256::digest(jwks.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }

@@ -69,6 +69,9 @@ pub struct Worker {
     config: Rc<Config>,
     config_id: String,
     remote_keys: Vec<Option<RemoteKeys>>,
+    /// The remote key sets' documents the cached tokens were verified with (see
+    /// [`Worker::note_key_epoch`]).
+    key_epoch: u64,
     cache: TokenCache,
     /// Active introspection answers (capped at `cacheTtl` and the token's `exp`).
     intro_cache: TokenCache,
@@ -116,6 +119,7 @@ impl Worker {
             config: Rc::new(config),
             config_id: config_id.to_string(),
             remote_keys,
+            key_epoch: 0,
             callouts: HashMap::new(),
             streams: HashMap::new(),
             key_waiters: HashMap::new(),
@@ -171,6 +175,7 @@ impl Worker {
                 self.wake_key_waiters(host, i, !fetching);
             }
         }
+        self.note_key_epoch();
         self.expire_introspections(host);
         self.timer_streams(host);
         self.flush_metrics(host);

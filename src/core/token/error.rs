@@ -90,6 +90,10 @@ pub enum TokenError {
     /// Introspection says the token is not active.
     #[error("token inactive")]
     Inactive,
+    /// Introspection says the token is active but not an access token (a `token_type` such as
+    /// `refresh_token`): RFC 6749 §1.5, refresh tokens never go to resource servers.
+    #[error("not an access token")]
+    NotAccessToken,
     /// The `cnf` claim is malformed or names a confirmation method fhirgate cannot enforce
     /// (only `jkt` and `x5t#S256` are): refused rather than accepted as a bearer token.
     #[error("unsupported token confirmation")]
@@ -121,6 +125,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "issued_in_future",
             TokenError::LifetimeTooLong => "lifetime_too_long",
             TokenError::Inactive => "inactive",
+            TokenError::NotAccessToken => "not_access_token",
             TokenError::BadConfirmation => "bad_cnf",
             TokenError::IntrospectionBadResponse => "introspection_bad_response",
         }
@@ -147,6 +152,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "The access token is issued in the future",
             TokenError::LifetimeTooLong => "The access token lifetime is too long",
             TokenError::Inactive => "The access token is not active",
+            TokenError::NotAccessToken => "The token is not an access token",
             TokenError::BadConfirmation => "The token confirmation (cnf) is not supported",
             TokenError::IntrospectionBadResponse => "The token could not be checked",
         }

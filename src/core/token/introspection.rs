@@ -66,11 +66,30 @@ fn hex_digit(nibble: u8) -> char {
         .unwrap_or('0')
 }
 
+/// Whether an introspection `token_type` names an access token: absent (RFC 7662 makes it
+/// optional), or, in any case, an access token's type (`Bearer`, `DPoP`) or name (`access_token`,
+/// `urn:ietf:params:oauth:token-type:access_token`). Anything else (`refresh_token`, `id_token`,
+/// `N_A`, a non-string) is not an access token.
+fn is_access_token_type(value: Option<&Value>) -> bool {
+    const ACCESS: [&str; 4] = [
+        "bearer",
+        "dpop",
+        "access_token",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ];
+    match value {
+        None => true,
+        Some(Value::String(t)) => ACCESS.iter().any(|a| t.eq_ignore_ascii_case(a)),
+        Some(_) => false,
+    }
+}
+
 /// Checks an introspection response body at time `now` (unix seconds).
 ///
 /// A body that is too large or not a JSON object (or repeats a member) is
 /// `IntrospectionBadResponse` (the engine answers 503). `active` must be literally `true`
-/// (else `Inactive`); `exp`/`nbf` when present must hold; `iss` when present must equal the
+/// (else `Inactive`); `token_type` when present must be an access token's (else
+/// `NotAccessToken`); `exp`/`nbf` when present must hold; `iss` when present must equal the
 /// policy issuer (if set); `aud` when present must contain an accepted audience (if any).
 pub fn parse_response(
     body: &[u8],
@@ -87,6 +106,9 @@ pub fn parse_response(
         .ok_or(TokenError::IntrospectionBadResponse)?;
     if members.get("active") != Some(&Value::Bool(true)) {
         return Err(TokenError::Inactive);
+    }
+    if !is_access_token_type(members.get("token_type")) {
+        return Err(TokenError::NotAccessToken);
     }
     let skew = policy.clock_skew_secs;
     let exp = numeric_date(&members, "exp")?;

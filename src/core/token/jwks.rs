@@ -1,7 +1,9 @@
 //! Trusted key sets: JWKS loading (RFC 7517/7518/8037) and key selection for a token.
 //!
-//! The algorithm a key verifies comes from the JWK (its `alg`, else its family), never from a
-//! token header. Unusable keys are skipped with a warning naming the key, never its material.
+//! The algorithm a key verifies comes from the JWK, never from a token header: its `alg`, else
+//! the one algorithm its type implies (RFC 8725 §3.1: one algorithm per key): RSA → RS256, EC
+//! P-256 → ES256, EC P-384 → ES384, OKP Ed25519 → EdDSA. An RSA key meant for PS256/PS384/
+//! PS512/RS384/RS512 must say so in its `alg`. Unusable keys are skipped with a warning naming the key, never its material.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -130,7 +132,7 @@ impl KeySet {
                 continue;
             };
             let label = key_label(jwk, index);
-            match parse_jwk(jwk, allowed) {
+            match parse_jwk(jwk, allowed, Unlabelled::Bound) {
                 Ok(key) => {
                     if jwk.contains_key("d") {
                         warnings.push(format!(
@@ -258,7 +260,7 @@ impl KeySet {
 /// as a JWKS key (sizes, curves, points on the curve, a JWK `alg` or `use` that does not fit).
 /// The caller refuses private members first. `Err` says why, without key material.
 pub(crate) fn proof_verifier(jwk: &Map<String, Value>, alg: Algorithm) -> Result<Verifier, String> {
-    parse_jwk(jwk, &[alg])?
+    parse_jwk(jwk, &[alg], Unlabelled::Proof)?
         .verifiers
         .into_iter()
         .find(|v| v.alg() == alg)
@@ -280,8 +282,21 @@ fn key_label(jwk: &Map<String, Value>, index: usize) -> String {
     }
 }
 
+/// What an RSA JWK without `alg` verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unlabelled {
+    /// A JWKS key: RS256 only (one algorithm per key, RFC 8725 §3.1).
+    Bound,
+    /// A DPoP proof's own key: the proof's algorithm (the only one `allowed` holds).
+    Proof,
+}
+
 /// Builds a trusted key from one JWK, or says why it is skipped (no key material in the text).
-fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<TrustedKey, String> {
+fn parse_jwk(
+    jwk: &Map<String, Value>,
+    allowed: &[Algorithm],
+    unlabelled: Unlabelled,
+) -> Result<TrustedKey, String> {
     let kid = match jwk.get("kid") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -315,7 +330,7 @@ fn parse_jwk(jwk: &Map<String, Value>, allowed: &[Algorithm]) -> Result<TrustedK
         .and_then(Value::as_str)
         .ok_or("kty missing or not a string")?;
     let verifiers = match kty {
-        "RSA" => rsa_verifiers(jwk, jwk_alg, allowed)?,
+        "RSA" => rsa_verifiers(jwk, jwk_alg, allowed, unlabelled)?,
         "EC" => vec![ec_verifier(jwk, jwk_alg, allowed)?],
         "OKP" => vec![okp_verifier(jwk, jwk_alg, allowed)?],
         _ => return Err("kty is not supported".into()),
@@ -342,11 +357,18 @@ fn rsa_verifiers(
     jwk: &Map<String, Value>,
     jwk_alg: Option<Algorithm>,
     allowed: &[Algorithm],
+    unlabelled: Unlabelled,
 ) -> Result<Vec<Verifier>, String> {
-    let algs: Vec<Algorithm> = match jwk_alg {
-        Some(a) if a.is_rsa() => vec![a],
-        Some(a) => return Err(format!("alg {a} does not fit kty RSA")),
-        None => allowed.iter().copied().filter(|a| a.is_rsa()).collect(),
+    let algs: Vec<Algorithm> = match (jwk_alg, unlabelled) {
+        (Some(a), _) if a.is_rsa() => vec![a],
+        (Some(a), _) => return Err(format!("alg {a} does not fit kty RSA")),
+        (None, Unlabelled::Bound) if allowed.contains(&Algorithm::RS256) => vec![Algorithm::RS256],
+        (None, Unlabelled::Bound) => {
+            return Err(
+                "no alg: an RSA key without alg verifies RS256 only, which is not allowed".into(),
+            )
+        }
+        (None, Unlabelled::Proof) => allowed.iter().copied().filter(|a| a.is_rsa()).collect(),
     };
     if algs.is_empty() {
         return Err("no allowed RSA algorithm".into());

@@ -300,7 +300,7 @@ fn ecdsa_keys_and_tokens_of_the_other_curve_do_not_mix() {
 }
 
 #[test]
-fn every_rsa_algorithm_with_one_rsa_jwk() {
+fn every_rsa_algorithm_needs_its_label_on_the_rsa_jwk() {
     let der = rsa().to_der().unwrap();
     let payload = || jwt_claims(claims());
     let opts = typ("at+jwt");
@@ -326,14 +326,22 @@ fn every_rsa_algorithm_with_one_rsa_jwk() {
             .with_key_id("rsa-1")
             .sign_with_options(payload(), &opts),
     ];
-    let keys = rsa_keys_unbound();
+    // Unlabelled, the RSA key verifies RS256 only (one algorithm per key, RFC 8725 §3.1): the
+    // same key's PS*/RS384/RS512 signatures are refused; labelled, each verifies its own.
+    let unbound = rsa_keys_unbound();
     for (token, alg) in tokens
         .into_iter()
         .zip(["RS384", "RS512", "PS256", "PS384", "PS512"])
     {
         let token = token.unwrap();
         assert_eq!(peek(&token).unwrap().alg.as_deref(), Some(alg));
-        assert!(check(&token, &keys).is_ok(), "{alg}");
+        assert_eq!(
+            check(&token, &unbound).unwrap_err(),
+            TokenError::AlgKeyMismatch,
+            "{alg}"
+        );
+        let labelled = keyset(vec![rsa_jwk(rsa(), Some("rsa-1"), Some(alg))]);
+        assert!(check(&token, &labelled).is_ok(), "{alg}");
     }
 }
 

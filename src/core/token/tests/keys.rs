@@ -103,14 +103,28 @@ fn loads_every_supported_key_type() {
 }
 
 #[test]
-fn rsa_key_without_alg_serves_the_allowed_rsa_family() {
-    let (set, _) = load_one(rsa_jwk(rsa(), Some("r"), None));
-    for alg in Algorithm::ASYMMETRIC.iter().filter(|a| a.is_rsa()) {
-        assert!(set.supports(*alg), "{alg}");
+fn rsa_key_without_alg_is_bound_to_rs256() {
+    // RFC 8725 §3.1: one algorithm per key. Unlabelled, an RSA key verifies RS256 only.
+    let (set, warnings) = load_one(rsa_jwk(rsa(), Some("r"), None));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(set.supports(Algorithm::RS256));
+    for alg in Algorithm::ASYMMETRIC
+        .iter()
+        .filter(|a| a.is_rsa() && **a != Algorithm::RS256)
+    {
+        assert!(!set.supports(*alg), "{alg}");
     }
     assert!(!set.supports(Algorithm::ES256));
-    let (set, _) = load(
+    // RS256 not allowed: the unlabelled key is skipped with a warning, never widened to PS256.
+    let (set, warnings) = load(
         vec![rsa_jwk(rsa(), Some("r"), None)],
+        &[Algorithm::PS256, Algorithm::ES256],
+    );
+    assert!(set.is_empty());
+    assert!(warnings[0].contains("RS256"), "{warnings:?}");
+    // Labelled, the key serves its label.
+    let (set, _) = load(
+        vec![rsa_jwk(rsa(), Some("r"), Some("PS256"))],
         &[Algorithm::PS256, Algorithm::ES256],
     );
     assert!(set.supports(Algorithm::PS256));
