@@ -395,3 +395,134 @@ fn a_body_on_get_head_or_delete_is_refused() {
     );
     assert!(matches!(out, Outcome::Forwarded(_)), "{}", out.text());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Query narrowing: a patient-scoped search naming no patient is narrowed, not refused.
+
+fn narrowed_path(out: &Outcome) -> Option<String> {
+    out.header(":path")
+}
+
+#[test]
+fn a_search_naming_no_patient_is_narrowed_to_the_launch_patient() {
+    let cases = [
+        (
+            "/fhir/Observation?code=8867-4",
+            "/fhir/Observation?code=8867-4&patient=Patient/123",
+        ),
+        ("/fhir/Observation", "/fhir/Observation?patient=Patient/123"),
+        (
+            "/fhir/Observation/_search?category=vital-signs",
+            "/fhir/Observation/_search?category=vital-signs&patient=Patient/123",
+        ),
+        (
+            "/fhir/Patient?name=smith",
+            "/fhir/Patient?name=smith&_id=123",
+        ),
+        (
+            "/fhir/Encounter?date=ge2020",
+            "/fhir/Encounter?date=ge2020&patient=Patient/123",
+        ),
+    ];
+    for (path, expected) in cases {
+        for mode in MODES {
+            let mut h = Harness::with_mode(&config(), 1, mode);
+            let t = token(&h, "patient/*.rs");
+            let out = h.run(
+                Req::get(path)
+                    .bearer(&t)
+                    .header("prefer", "return=representation, handling=lenient"),
+            );
+            assert_eq!(
+                narrowed_path(&out).as_deref(),
+                Some(expected),
+                "{path} {mode:?}: {}",
+                out.text()
+            );
+            assert_eq!(
+                out.header("prefer").as_deref(),
+                Some("return=representation, handling=strict"),
+                "{path}"
+            );
+        }
+    }
+    // Audited as narrowed (the record is written once the response was checked).
+    let mut h = Harness::new(&config(), 1);
+    let t = token(&h, "patient/*.rs");
+    let id = h.send(0, Req::get("/fhir/Observation?code=8867-4").bearer(&t));
+    h.respond(
+        0,
+        id,
+        200,
+        r#"{"resourceType":"Bundle","type":"searchset","entry":[]}"#,
+    );
+    let record = h.audit_records().last().unwrap().clone();
+    assert_eq!(record["narrowed"], json!(true), "{record}");
+    assert_eq!(record["reason"], json!("allow"));
+}
+
+#[test]
+fn a_narrowed_search_still_gets_only_the_patients_resources() {
+    // A server that ignored the added parameter answers with everyone's observations.
+    let mut h = Harness::new(&config(), 1);
+    let t = token(&h, "patient/*.rs");
+    let id = h.send(0, Req::get("/fhir/Observation?code=8867-4").bearer(&t));
+    let obs = |id: &str, patient: &str| {
+        json!({"resource": {"resourceType": "Observation", "id": id, "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient}")}}})
+    };
+    let answer = json!({"resourceType": "Bundle", "type": "searchset",
+        "entry": [obs("a", "123"), obs("b", "999")]});
+    let (status, _, body) = h.respond(0, id, 200, &answer.to_string());
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("Patient/123"), "{body}");
+    assert!(!body.contains("Patient/999"), "{body}");
+    assert!(
+        h.audit_records().last().unwrap()["withheld"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+#[test]
+fn a_search_that_names_someone_else_is_refused_not_rewritten() {
+    for path in [
+        "/fhir/Observation?patient=Patient/999",
+        "/fhir/Observation?patient=123,999",
+        "/fhir/Observation?subject:missing=true",
+        "/fhir/Observation?subject.name=smith",
+        "/fhir/Observation?_has:Condition:subject:code=x",
+        "/fhir/Patient?_id=999",
+        "/fhir/Encounter/1/Observation",
+    ] {
+        refused("patient/*.rs", 403, "smart.patient_compartment", |t| {
+            Req::get(path).bearer(t)
+        });
+    }
+    // A search form is not rewritten either.
+    refused("patient/*.rs", 403, "smart.patient_compartment", |t| {
+        Req::get("/fhir/Observation/_search")
+            .method("POST")
+            .bearer(t)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(b"code=8867-4")
+    });
+}
+
+#[test]
+fn narrowing_can_be_turned_off_and_is_validated() {
+    let mut h = Harness::new(&config_with(json!({"narrowSearches": false})), 1);
+    let t = token(&h, "patient/*.rs");
+    let out = h.run(Req::get("/fhir/Observation?code=8867-4").bearer(&t));
+    assert_eq!(out.status(), 403, "{}", out.text());
+    for bad in [json!("yes"), json!(1), json!(null)] {
+        let err = Harness::try_new(&config_with(json!({"narrowSearches": bad})), 1);
+        match err {
+            Err(e) => assert!(e.to_string().contains("smart.narrowSearches"), "{e}"),
+            Ok(_) if bad.is_null() => {}
+            Ok(_) => panic!("{bad} accepted"),
+        }
+    }
+}

@@ -51,19 +51,31 @@ fn patient_scopes_keep_to_the_compartment() {
     }
     let denied = [
         "/fhir/Patient/999",
-        "/fhir/Observation",
         "/fhir/Observation?patient=Patient/999",
         "/fhir/Observation?patient=Patient/123,Patient/999",
         "/fhir/Observation?patient=Patient/123&patient=Patient/999",
         "/fhir/Observation?subject.name=smith",
         "/fhir/Observation?_has:Condition:subject:code=x",
         "/fhir/Patient/999/Observation",
-        "/fhir/Patient",
     ];
     for path in denied {
         let out = h.run(Req::get(path).bearer(&t));
         assert_eq!(out.status(), 403, "{path}: {}", out.text());
         assert_eq!(out.issue_code(), "forbidden");
+    }
+    // Naming no patient at all, a search is narrowed to the patient (smart.narrowSearches;
+    // tests/attacks_request.rs has the rules).
+    for (path, upstream) in [
+        ("/fhir/Observation", "/fhir/Observation?patient=Patient/123"),
+        ("/fhir/Patient", "/fhir/Patient?_id=123"),
+    ] {
+        let out = h.run(Req::get(path).bearer(&t));
+        assert_eq!(
+            out.header(":path").as_deref(),
+            Some(upstream),
+            "{}",
+            out.text()
+        );
     }
 }
 

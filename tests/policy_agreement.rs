@@ -30,6 +30,8 @@ struct Seen {
     status: u16,
     reason: String,
     withheld: u32,
+    /// The `:path` the upstream got instead of the request's (a narrowed search).
+    narrowed: Option<String>,
 }
 
 /// The case's claims as a verified token carries them: the IdP's issuer and audience, and a
@@ -131,12 +133,17 @@ fn through_envoy(h: &mut Harness, case: &Case) -> Seen {
             status: r.status,
             reason: String::new(),
             withheld: 0,
+            narrowed: None,
         },
-        Outcome::Forwarded(_) => Seen {
+        Outcome::Forwarded(headers) => Seen {
             allowed: true,
             status: 200,
             reason: String::new(),
             withheld: 0,
+            narrowed: headers
+                .iter()
+                .find(|(n, v)| n == ":path" && *v != case.request.path)
+                .map(|(_, v)| v.clone()),
         },
         Outcome::Pending => panic!("{}: left pending", case.name),
     };
@@ -168,6 +175,7 @@ fn through_the_tool(decider: &dyn Decider, case: &Case, now_s: u64) -> Seen {
         status: o.status,
         reason: o.reason,
         withheld: o.withheld,
+        narrowed: o.narrowed,
     }
 }
 

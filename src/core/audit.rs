@@ -97,6 +97,9 @@ pub struct AuditRecord {
     pub flags: Vec<String>,
     /// Whether a break-the-glass rule fired.
     pub break_the_glass: bool,
+    /// The search was narrowed to the launch patient (`smart.narrowSearches`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub narrowed: bool,
     /// Resources withheld from the response.
     pub withheld: u32,
     /// What the response check withheld (by cause, label codes, rules) and redacted.
@@ -133,6 +136,7 @@ impl AuditRecord {
             purpose_of_use: Vec::new(),
             flags: Vec::new(),
             break_the_glass: false,
+            narrowed: false,
             withheld: 0,
             response: ResponseSummary::default(),
         }
@@ -157,6 +161,7 @@ impl AuditRecord {
             .iter()
             .any(|f| f.contains("break-the-glass") || f.contains("btg"));
         record.flags = decision.flags.clone();
+        record.narrowed = decision.narrowed.is_some();
         record.withheld = withheld;
         if let Some(denial) = &decision.denial {
             record.set_denial(denial);

@@ -14,7 +14,8 @@ use crate::outcome::{Denial, DenyKind};
 use crate::response::LabelMode;
 use crate::rules::{RuleInput, RuleVerdict};
 use crate::smart::{
-    authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
+    authorize, narrowing, resource_in_patient_compartment, strict_prefer, Constraint, Membership,
+    Narrowing, ScopeSet, SmartDenial,
 };
 use crate::token::{is_token_param, VerifiedToken};
 
@@ -55,6 +56,18 @@ pub struct Decision {
     /// The rules' input built for the request phase (absent without rules), handed on to the
     /// response phase so it is built once per request.
     pub input: Option<RuleInput>,
+    /// The search was narrowed to the launch patient (`smart.narrowSearches`): what goes
+    /// upstream instead of the request as received.
+    pub narrowed: Option<Narrowed>,
+}
+
+/// A narrowed search, as it goes upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Narrowed {
+    /// The new `:path` (the received one with the patient parameter appended).
+    pub path: String,
+    /// The new `Prefer` value (`handling=strict`, with the client's other preferences).
+    pub prefer: String,
 }
 
 /// What returned resources must satisfy.
@@ -199,6 +212,20 @@ fn decide_inner(
         return decision;
     }
     let scopes = ScopeSet::parse(token.scopes());
+    let mut fhir = fhir;
+    if let Some(n) = narrow(config, token, req, &scopes, &fhir) {
+        decision.note(|| {
+            format!(
+                "SMART: search names no patient: narrowed with {}={}",
+                n.param, n.value
+            )
+        });
+        decision.narrowed = Some(Narrowed {
+            path: n.apply_to_path(&req.path),
+            prefer: strict_prefer(req.headers.get("prefer").map(String::as_str)),
+        });
+        fhir.params.entry(n.param).or_default().push(n.value);
+    }
     let entries = if matches!(
         fhir.interaction,
         Interaction::Batch | Interaction::Transaction
@@ -281,6 +308,13 @@ fn decide_inner(
     }
     decision.fhir = Some(fhir);
     decision.input = ctx.input.take();
+    if decision.denial.is_none() && decision.narrowed.is_some() {
+        // The server may still answer with others' resources: each is checked.
+        decision
+            .response_check
+            .get_or_insert_with(ResponseCheck::default)
+            .patient = token.patient().map(str::to_string);
+    }
     if decision.denial.is_none() {
         if config.rules.has_response_rules() {
             decision
@@ -300,6 +334,30 @@ fn decide_inner(
         decision.note(|| "decision: allow".to_string());
     }
     decision
+}
+
+/// The narrowing of a `GET` type search that only a patient scope could allow and that names
+/// no patient (see `smart::narrowing`), when `smart.narrowSearches` is on.
+fn narrow(
+    config: &Config,
+    token: &VerifiedToken,
+    req: &RequestInfo,
+    scopes: &ScopeSet,
+    fhir: &FhirRequest,
+) -> Option<Narrowing> {
+    if !config.narrow_searches
+        || !config.smart_enforce
+        || !matches!(req.method.as_str(), "GET" | "HEAD")
+    {
+        return None;
+    }
+    let patient = token.patient()?;
+    match authorize(scopes, fhir, Some(patient)) {
+        Err(SmartDenial::Compartment {
+            reason: "search_not_constrained_to_patient",
+        }) => narrowing(fhir, patient),
+        _ => None,
+    }
 }
 
 /// Whether the built-in consent check must see the response of `interaction`: the check is

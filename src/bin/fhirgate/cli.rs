@@ -246,6 +246,7 @@ fn eval(args: &[String], out: &mut dyn Write) -> Result<i32, String> {
             withheld: None,
             redacted: None,
             withheld_labels: None,
+            narrowed: None,
         },
     };
     let decider = if o.switch("--rules-only") {

@@ -94,6 +94,10 @@ pub struct Expect {
     /// Exactly these label codes caused withholding (or redaction), in configuration order.
     #[serde(default)]
     pub withheld_labels: Option<Vec<String>>,
+    /// The `:path` the upstream gets: the search narrowed to the launch patient
+    /// (`smart.narrowSearches`). `""` expects no narrowing.
+    #[serde(default)]
+    pub narrowed: Option<String>,
 }
 
 /// What a decider made of a case.
@@ -121,6 +125,9 @@ pub struct Outcome {
     pub redacted: u32,
     /// Label codes that caused withholding or redaction.
     pub withheld_labels: Vec<String>,
+    /// The `:path` sent upstream instead of the case's, when the search was narrowed to the
+    /// launch patient (`smart.narrowSearches`).
+    pub narrowed: Option<String>,
     /// The explanation, step by step.
     pub explanation: Vec<String>,
 }
@@ -232,6 +239,12 @@ pub fn compare(expect: &Expect, got: &Outcome) -> Vec<String> {
                 "expected withheldLabels {l:?}, got {:?}",
                 got.withheld_labels
             ));
+        }
+    }
+    if let Some(path) = &expect.narrowed {
+        let got_path = got.narrowed.as_deref().unwrap_or_default();
+        if path != got_path {
+            m.push(format!("expected narrowed {path:?}, got {got_path:?}"));
         }
     }
     if expect.acr_values.is_some() && expect.acr_values != got.acr_values {

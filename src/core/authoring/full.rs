@@ -177,6 +177,9 @@ fn observe(effects: &[Effect], outcome: &mut Outcome) {
                 outcome.status = 0;
             }
             Effect::Audit(record, _, _) => record_into(record, outcome),
+            Effect::SetRequestHeader(name, path) if name == ":path" => {
+                outcome.narrowed = Some(path.clone());
+            }
             _ => {}
         }
     }
@@ -268,6 +271,9 @@ impl Decider for ExchangeDecider {
             }
         }
         explanation.extend(ex.explanation().iter().cloned());
+        if let Some(path) = &outcome.narrowed {
+            explanation.push(format!("narrowed: the upstream gets {path}"));
+        }
         explanation.push(if outcome.allowed {
             "result: allow (200)".to_string()
         } else {

@@ -124,6 +124,7 @@ fn compare_checks_only_what_is_given() {
         withheld: None,
         redacted: None,
         withheld_labels: None,
+        narrowed: None,
     };
     assert!(compare(&e, &got).is_empty());
     e.rule = Some("other".into());

@@ -60,6 +60,9 @@ pub struct Config {
     pub claim_names: ClaimNames,
     /// Whether SMART scopes and the patient compartment are enforced.
     pub smart_enforce: bool,
+    /// `smart.narrowSearches`: a patient-scoped type search naming no patient gets the launch
+    /// patient added for the upstream (with `Prefer: handling=strict`) instead of a 403.
+    pub narrow_searches: bool,
     /// Compiled CEL rules.
     pub rules: RuleSet,
     /// Identity forwarding to upstream.
@@ -350,7 +353,12 @@ impl TryFrom<RawConfig> for Config {
             public_base_url,
             providers,
             claim_names,
-            smart_enforce: raw.smart.and_then(|s| s.enforce).unwrap_or(true),
+            smart_enforce: raw.smart.as_ref().and_then(|s| s.enforce).unwrap_or(true),
+            narrow_searches: raw
+                .smart
+                .as_ref()
+                .and_then(|s| s.narrow_searches)
+                .unwrap_or(true),
             rules,
             forward,
             realm,

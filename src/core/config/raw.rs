@@ -167,6 +167,8 @@ pub enum OneOrMany {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSmart {
     pub enforce: Option<bool>,
+    /// Add the launch patient to patient-scoped searches that name none (default true).
+    pub narrow_searches: Option<bool>,
 }
 
 /// `forward` block.

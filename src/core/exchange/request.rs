@@ -337,6 +337,32 @@ impl Exchange {
             let record = AuditRecord::new(now_ms, &req.info, Some(&token), &decision, 0);
             return self.reply(req, record, Some(token), &denial, out);
         }
+        if let Some(narrowed) = &decision.narrowed {
+            if !held {
+                // Cannot happen (a GET is decided on its held headers); never forward the
+                // unnarrowed search.
+                let denial = Denial::new(
+                    DenyKind::Forbidden,
+                    "smart.patient_compartment",
+                    "the search is not constrained to the patient",
+                );
+                return self.deny(req, Some(&token), &denial, now_ms, out);
+            }
+            self.note(|| {
+                format!(
+                    "narrowed: upstream gets {} {}",
+                    req.info.method, narrowed.path
+                )
+            });
+            out.push(Effect::SetRequestHeader(
+                ":path".to_string(),
+                narrowed.path.clone(),
+            ));
+            out.push(Effect::SetRequestHeader(
+                "prefer".to_string(),
+                narrowed.prefer.clone(),
+            ));
+        }
         if held {
             self.forward_headers(&token, out);
         }

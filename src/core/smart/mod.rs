@@ -81,12 +81,14 @@
 //! - history-type of a member type, search-system, history-system: denied (cannot be
 //!   constrained).
 //!
-//! Query narrowing (adding the constraint for the upstream) is not done: unconstrained requests
-//! are denied.
+//! Query narrowing (`narrow.rs`, on by default with `smart.narrowSearches`): the engine adds the
+//! launch patient to a type search that names no patient at all, then authorizes the narrowed
+//! search; other unconstrained requests are denied.
 
 mod compartment;
 mod granular;
 mod membership;
+mod narrow;
 mod need;
 mod scope;
 mod table;
@@ -101,6 +103,7 @@ use crate::fhir::FhirRequest;
 
 pub use granular::resource_matches_granular;
 pub use membership::{resource_in_patient_compartment, Membership};
+pub use narrow::{narrowing, strict_prefer, Narrowing};
 pub use scope::{Constraint, Context, Permission, Perms, Scope, ScopeSet, GRANULAR_PARAMS};
 
 use compartment::Checks;

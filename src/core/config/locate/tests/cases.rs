@@ -208,7 +208,7 @@ pub(super) fn table() -> Vec<(String, String)> {
             ".",
         ),
         // a struct given as an array
-        (edit(r#"{"enforce": true}"#, "[true, 1]"), "smart"),
+        (edit(r#"{"enforce": true}"#, "[true, 1]"), "smart[1]"),
         (edit(r#"{"enforce": true}"#, "[]"), "smart"),
         (edit(r#"{"enforce": true}"#, "[5]"), "smart[0]"),
         // syntax errors: a separator belongs to the container, `?` for an object's unread key
