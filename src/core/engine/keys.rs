@@ -385,5 +385,9 @@ impl RemoteKeys {
 /// The first 8 bytes of the document's SHA-256.
 fn content_digest(jwks: &str) -> u64 {
     let d = Sha256::digest(jwks.as_bytes());
-    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    let mut first = [0u8; 8];
+    for (slot, byte) in first.iter_mut().zip(d.iter()) {
+        *slot = *byte;
+    }
+    u64::from_be_bytes(first)
 }

@@ -69,10 +69,11 @@ pub(crate) fn check_resource(fhir: &FhirRequest, resource: &Value) -> Result<(),
     if body_id.is_some_and(|id| !id.is_string()) {
         return Err(FhirError::BodyIdMismatch);
     }
-    if fhir.interaction == Interaction::Update && !fhir.conditional {
-        if body_id.and_then(Value::as_str) != fhir.id.as_deref() {
-            return Err(FhirError::BodyIdMismatch);
-        }
+    if fhir.interaction == Interaction::Update
+        && !fhir.conditional
+        && body_id.and_then(Value::as_str) != fhir.id.as_deref()
+    {
+        return Err(FhirError::BodyIdMismatch);
     }
     Ok(())
 }
