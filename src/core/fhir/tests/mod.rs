@@ -1,5 +1,6 @@
 //! Unit tests of the FHIR request model.
 
+mod body;
 mod bundle;
 mod paths;
 mod query;

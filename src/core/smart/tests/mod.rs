@@ -5,6 +5,7 @@ mod bundles;
 mod compartment;
 mod granular;
 mod membership;
+mod narrow;
 mod operations;
 mod scopes;
 mod searches;
