@@ -271,9 +271,6 @@ impl Decider for ExchangeDecider {
             }
         }
         explanation.extend(ex.explanation().iter().cloned());
-        if let Some(path) = &outcome.narrowed {
-            explanation.push(format!("narrowed: the upstream gets {path}"));
-        }
         explanation.push(if outcome.allowed {
             "result: allow (200)".to_string()
         } else {
