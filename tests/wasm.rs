@@ -17,8 +17,9 @@ use serde_json::{json, Map, Value};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use fhirgate::config::{Config, KeySource};
-use fhirgate::decision::{decide, RequestInfo, ResponseCheck};
+use fhirgate::decision::{decide, RequestInfo};
 use fhirgate::outcome::DenyKind;
+use fhirgate::response::ResponseCheck;
 use fhirgate::response::{check_response, ResponseVerdict};
 use fhirgate::token::{verify_jwt, TokenError};
 

@@ -10,11 +10,9 @@ use crate::fhir::{
     body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
 };
 use crate::outcome::{Denial, DenyKind};
-use crate::response::LabelMode;
+use crate::response::{LabelMode, ResponseCheck};
 use crate::rules::{RuleInput, RuleVerdict};
-use crate::smart::{
-    authorize, resource_in_patient_compartment, Constraint, Membership, ScopeSet, SmartDenial,
-};
+use crate::smart::{authorize, resource_in_patient_compartment, Membership, ScopeSet, SmartDenial};
 use crate::token::VerifiedToken;
 
 /// The HTTP request as the decision sees it.
@@ -54,17 +52,6 @@ pub struct Decision {
     /// The rules' input built for the request phase (absent without rules), handed on to the
     /// response phase so it is built once per request.
     pub input: Option<RuleInput>,
-}
-
-/// What returned resources must satisfy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseCheck {
-    /// Resources must be in this patient's compartment (or shared, non-patient data).
-    pub patient: Option<String>,
-    /// Resources must match one of these granular scope constraint sets (empty: no constraint).
-    pub granular: Vec<Vec<Constraint>>,
-    /// Response-phase CEL rules must hold for the response body (bound to `resource`).
-    pub rules: bool,
 }
 
 /// Whether the engine should buffer the request body for the decision: form searches and

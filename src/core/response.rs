@@ -20,11 +20,23 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::consent::{ConsentPolicy, LabelSet, OBSERVATION_VALUE};
-use crate::decision::ResponseCheck;
 use crate::fhir::Interaction;
 use crate::outcome::{Denial, DenyKind};
 use crate::rules::ResponseRules;
-use crate::smart::{resource_in_patient_compartment, resource_matches_granular, Membership};
+use crate::smart::{
+    resource_in_patient_compartment, resource_matches_granular, Constraint, Membership,
+};
+
+/// What returned resources must satisfy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseCheck {
+    /// Resources must be in this patient's compartment (or shared, non-patient data).
+    pub patient: Option<String>,
+    /// Resources must match one of these granular scope constraint sets (empty: no constraint).
+    pub granular: Vec<Vec<Constraint>>,
+    /// Response-phase CEL rules must hold for the response body (bound to `resource`).
+    pub rules: bool,
+}
 
 /// What to do with an upstream response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
