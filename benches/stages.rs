@@ -201,11 +201,7 @@ fn stages(c: &mut Criterion) {
     });
 
     let body = bundle(100);
-    let check = ResponseCheck {
-        patient: Some("123".into()),
-        granular: Vec::new(),
-        rules: false,
-    };
+    let check = ResponseCheck::for_scopes("patient/*.rs", Some("123"));
     c.bench_function("response::check_response (100-entry Bundle)", |b| {
         b.iter(|| check_response(black_box(&body), &check))
     });

@@ -10,7 +10,7 @@ use crate::fhir::{
     body_need, bundle_entries, parse_request, BodyNeed, FhirError, FhirRequest, Interaction,
 };
 use crate::outcome::{Denial, DenyKind};
-use crate::response::{LabelMode, ResponseCheck};
+use crate::response::{LabelMode, ResponseCheck, Target};
 use crate::rules::{RuleInput, RuleVerdict};
 use crate::smart::{authorize, resource_in_patient_compartment, Membership, ScopeSet, SmartDenial};
 use crate::token::VerifiedToken;
@@ -242,24 +242,63 @@ fn decide_inner(
     decision.fhir = Some(fhir);
     decision.input = ctx.input.take();
     if decision.denial.is_none() {
-        if config.rules.has_response_rules() {
-            decision
-                .response_check
-                .get_or_insert_with(ResponseCheck::default)
-                .rules = true;
-            decision.note(|| "response rules: will be checked on the response".to_string());
+        if let Some(f) = decision.fhir.as_ref() {
+            decision.response_check = response_check(config, token, &scopes, f);
+        }
+        if let Some(check) = &decision.response_check {
+            let (rules, smart) = (check.rules, !check.reads_everything());
+            if smart {
+                decision.note(|| {
+                    "SMART: every returned resource will be checked against the scopes".to_string()
+                });
+            }
+            if rules {
+                decision.note(|| "response rules: will be checked on the response".to_string());
+            }
         }
         let interaction = decision.fhir.as_ref().map(|f| f.interaction);
         if interaction.is_some_and(|i| labels_checked(config, token, i)) {
-            decision
-                .response_check
-                .get_or_insert_with(ResponseCheck::default);
             decision
                 .note(|| "consent: security labels will be checked on the response".to_string());
         }
         decision.note(|| "decision: allow".to_string());
     }
     decision
+}
+
+/// What the response of an allowed request must be checked against, or `None` when nothing in
+/// it could be withheld: the scopes read every type unbounded ([`ResponseCheck::reads_everything`],
+/// e.g. `system/*.rs`), no response rule applies, and the consent check is off or the token's
+/// consent grants every configured label. Capability statements are never checked.
+fn response_check(
+    config: &Config,
+    token: &VerifiedToken,
+    scopes: &ScopeSet,
+    fhir: &FhirRequest,
+) -> Option<ResponseCheck> {
+    if fhir.interaction == Interaction::Capabilities {
+        return None;
+    }
+    let target = match (&fhir.resource_type, &fhir.id, fhir.interaction) {
+        (Some(ty), Some(id), Interaction::Read | Interaction::Vread | Interaction::Operation) => {
+            Some(Target {
+                resource_type: ty.clone(),
+                id: id.clone(),
+                read: matches!(fhir.interaction, Interaction::Read | Interaction::Vread),
+            })
+        }
+        _ => None,
+    };
+    let check = ResponseCheck {
+        smart: config.smart_enforce,
+        scopes: scopes.clone(),
+        patient: token.patient().map(str::to_string),
+        target,
+        rules: config.rules.has_response_rules(),
+    };
+    let needed =
+        !check.reads_everything() || check.rules || labels_checked(config, token, fhir.interaction);
+    needed.then_some(check)
 }
 
 /// Whether the built-in consent check must see the response of `interaction`: the check is
@@ -310,15 +349,6 @@ fn authorize_one(
                             "the resource written is not in the patient's compartment",
                         ));
                     }
-                }
-                if grant.needs_response_check {
-                    let check = decision
-                        .response_check
-                        .get_or_insert_with(ResponseCheck::default);
-                    if grant.patient_constrained {
-                        check.patient = ctx.token.patient().map(str::to_string);
-                    }
-                    check.granular.extend(grant.granular.iter().cloned());
                 }
                 decision.note(|| {
                     format!(

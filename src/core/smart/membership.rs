@@ -1,6 +1,10 @@
 //! Response-side check: is a returned resource in a patient's compartment?
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+
+use crate::tape::{JsonRef, Malformed};
 
 use super::compartment::relative_patient_id;
 use super::table::{class_of, Class};
@@ -26,14 +30,22 @@ pub enum Membership {
 /// reference at one of the table's element paths (e.g. `Observation.subject`,
 /// `Observation.performer`, `Encounter.subject`, `Condition.asserter`) is `Patient/[id]`,
 /// `Patient/[id]/_history/[vid]` or an absolute URL ending in `/Patient/[id]`. References by
-/// identifier only, contained (`#x`) and `urn:` references do not count.
+/// identifier only, contained (`#x`) and `urn:` references do not count. A reference element of
+/// an unexpected shape makes the membership `Unknown` (see [`membership`] for the strict form).
 pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membership {
-    let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else {
-        return Membership::Unknown;
+    membership(resource, patient).unwrap_or(Membership::Unknown)
+}
+
+/// [`resource_in_patient_compartment`] on any JSON representation, refusing unexpected shapes:
+/// an `id` or `reference` that is not a string, a reference-holding element (or one on its path)
+/// that is neither an object nor an array of objects.
+pub fn membership<'a, J: JsonRef<'a>>(resource: J, patient: &str) -> Result<Membership, Malformed> {
+    let Some(rt) = resource.opt_text("resourceType", "resourceType")? else {
+        return Ok(Membership::Unknown);
     };
-    match class_of(rt) {
+    Ok(match class_of(&rt) {
         Some(Class::Patient) => {
-            if resource.get("id").and_then(Value::as_str) == Some(patient) {
+            if resource.opt_text("id", "id")?.as_deref() == Some(patient) {
                 Membership::In
             } else {
                 Membership::Out
@@ -42,13 +54,14 @@ pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membe
         Some(Class::Shared) => Membership::Shared,
         Some(Class::Member { paths, .. }) => {
             if paths.is_empty() {
-                return Membership::Unknown;
+                return Ok(Membership::Unknown);
             }
-            let found = paths.iter().any(|p| {
-                references_at(resource, p)
-                    .iter()
-                    .any(|r| names_patient(r, patient))
-            });
+            let mut found = false;
+            for p in paths {
+                for r in references_at(resource, p)? {
+                    found |= names_patient(&r, patient);
+                }
+            }
             if found {
                 Membership::In
             } else {
@@ -56,27 +69,30 @@ pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membe
             }
         }
         None => Membership::Unknown,
-    }
+    })
 }
 
 /// All `reference` strings found at a dot-separated element path (arrays are flattened at each
 /// step).
-fn references_at<'v>(resource: &'v Value, path: &str) -> Vec<&'v str> {
-    let mut nodes: Vec<&Value> = vec![resource];
+fn references_at<'a, J: JsonRef<'a>>(
+    resource: J,
+    path: &'static str,
+) -> Result<Vec<Cow<'a, str>>, Malformed> {
+    let mut nodes: Vec<J> = vec![resource];
     for step in path.split('.') {
-        nodes = nodes
-            .into_iter()
-            .filter_map(|n| n.get(step))
-            .flat_map(|v| match v {
-                Value::Array(items) => items.iter().collect::<Vec<_>>(),
-                other => vec![other],
-            })
-            .collect();
+        let mut next = Vec::new();
+        for n in nodes {
+            next.extend(n.objects(step, path)?);
+        }
+        nodes = next;
     }
-    nodes
-        .into_iter()
-        .filter_map(|n| n.get("reference").and_then(Value::as_str))
-        .collect()
+    let mut out = Vec::new();
+    for n in nodes {
+        if let Some(r) = n.opt_text("reference", path)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 fn names_patient(reference: &str, patient: &str) -> bool {
@@ -85,4 +101,16 @@ fn names_patient(reference: &str, patient: &str) -> bool {
     };
     let id = rest.split_once("/_history/").map_or(rest, |(id, _)| id);
     id == patient
+}
+
+/// How the instance `[resource_type]/[id]` relates to `patient`'s compartment when only its
+/// address is known (an operation's output about it): the patient itself is `In`, shared types
+/// are `Shared`, anything else cannot be placed (`Unknown`).
+pub fn instance_membership(resource_type: &str, id: &str, patient: &str) -> Membership {
+    match class_of(resource_type) {
+        Some(Class::Patient) if id == patient => Membership::In,
+        Some(Class::Patient) => Membership::Out,
+        Some(Class::Shared) => Membership::Shared,
+        _ => Membership::Unknown,
+    }
 }
