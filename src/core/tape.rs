@@ -317,21 +317,8 @@ pub trait JsonRef<'a>: Copy {
     /// A member that must be absent, `null`, an object or an array of objects: its objects.
     fn objects(self, key: &str, what: &'static str) -> Result<Vec<Self>, Malformed> {
         match self.get(key) {
-            None => Ok(Vec::new()),
-            Some(v) if v.is_null() => Ok(Vec::new()),
             Some(v) if v.is_object() => Ok(vec![v]),
-            Some(v) => {
-                let items = v.items().ok_or(Malformed(what))?;
-                items
-                    .map(|i| {
-                        if i.is_object() {
-                            Ok(i)
-                        } else {
-                            Err(Malformed(what))
-                        }
-                    })
-                    .collect()
-            }
+            _ => self.list(key, what),
         }
     }
 
