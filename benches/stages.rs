@@ -202,6 +202,13 @@ fn stages(c: &mut Criterion) {
 
     let body = bundle(100);
     let check = ResponseCheck::for_scopes("patient/*.rs", Some("123"));
+    c.bench_function("tape::parse (100-entry Bundle)", |b| {
+        b.iter(|| fhirgate::tape::Tape::parse(black_box(&body)).map(|t| t.root().kind()))
+    });
+    c.bench_function(
+        "serde_json::from_slice (100-entry Bundle, for comparison)",
+        |b| b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).map(|v| v.is_object())),
+    );
     c.bench_function("response::check_response (100-entry Bundle)", |b| {
         b.iter(|| check_response(black_box(&body), &check))
     });

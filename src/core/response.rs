@@ -297,8 +297,8 @@ fn fate(
     let mut tree = Tree::default();
     walk(r, 0, container, p, &mut tree)?;
     if let Some(why) = tree.refused {
-        // A write happened: its result is redacted, not refused.
-        if p.mode == LabelMode::Write {
+        // A write or delete happened: its result is redacted, not refused.
+        if p.mode != LabelMode::Read {
             return Ok(Fate::Redact(None));
         }
         return Ok(Fate::Withhold(Why::Smart(why)));

@@ -204,9 +204,28 @@ impl<'t> Val<'t> {
 
     /// The member named `key` of an object.
     pub fn member(&self, key: &str) -> Option<Val<'t>> {
-        self.members()
-            .find(|(k, _, _)| k.is(key))
-            .map(|(_, v, _)| v)
+        if self.kind() != Kind::Object {
+            return None;
+        }
+        let (mut i, end) = (self.idx + 1, self.next());
+        let bytes = self.tape.text.as_bytes();
+        let want = key.as_bytes();
+        while i < end {
+            let k = self.tape.nodes.get(i)?;
+            let v = self.tape.nodes.get(i + 1)?;
+            let (start, stop) = (k.start as usize, k.end as usize);
+            let hit = if k.escaped {
+                self.at(i).is(key)
+            } else {
+                stop.saturating_sub(start) == want.len() + 2
+                    && bytes.get(start + 1..stop.saturating_sub(1)) == Some(want)
+            };
+            if hit {
+                return Some(self.at(i + 1));
+            }
+            i = (v.next as usize).max(i + 2);
+        }
+        None
     }
 
     /// A string's value (decoded when it holds escapes).
@@ -536,6 +555,12 @@ impl Parser<'_> {
         self.pos += 1;
         let mut escaped = false;
         loop {
+            // Skip the plain run at once (the text is valid UTF-8: only these bytes matter).
+            let rest = self.s.get(self.pos..).unwrap_or_default();
+            self.pos += rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
             match self.peek() {
                 None => return Err(self.err()),
                 Some(b'"') => {

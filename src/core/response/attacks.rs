@@ -293,3 +293,25 @@ fn what_passes_is_forwarded_byte_for_byte_and_kept_entries_are_copied() {
     assert_eq!(v["entry"].as_array().unwrap().len(), 2);
     assert_eq!(v["entry"][1]["search"]["mode"], "outcome");
 }
+
+#[test]
+fn a_write_or_delete_result_the_token_cannot_read_is_redacted_not_refused() {
+    // The write happened: refusing its answer would only hide that; its content is withheld.
+    let c = check("patient/Observation.cud", Some("123"));
+    for mode in [LabelMode::Write, LabelMode::Off] {
+        let policy = ResponsePolicy {
+            check: &c,
+            consent: None,
+            rules: None,
+            mode,
+        };
+        let out = filter_response(obs("a", "123").to_string().as_bytes(), &policy);
+        let ResponseVerdict::Rewrite { body, .. } = out.verdict else {
+            panic!("{mode:?}: {:?}", out.verdict)
+        };
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["meta"]["security"][0]["code"], "REDACTED");
+        assert_eq!(v["id"], "a");
+        assert!(v.get("subject").is_none());
+    }
+}
