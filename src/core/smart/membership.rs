@@ -1,7 +1,5 @@
 //! Response-side check: is a returned resource in a patient's compartment?
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use crate::tape::{JsonRef, Malformed};
@@ -58,9 +56,9 @@ pub fn membership<'a, J: JsonRef<'a>>(resource: J, patient: &str) -> Result<Memb
             }
             let mut found = false;
             for p in paths {
-                for r in references_at(resource, p)? {
-                    found |= names_patient(&r, patient);
-                }
+                visit_references(resource, p.split('.'), p, &mut |r| {
+                    found |= names_patient(r, patient);
+                })?;
             }
             if found {
                 Membership::In
@@ -72,27 +70,34 @@ pub fn membership<'a, J: JsonRef<'a>>(resource: J, patient: &str) -> Result<Memb
     })
 }
 
-/// All `reference` strings found at a dot-separated element path (arrays are flattened at each
-/// step).
-fn references_at<'a, J: JsonRef<'a>>(
-    resource: J,
+/// Calls `f` with every `reference` string at a dot-separated element path (arrays are
+/// flattened at each step), without collecting them.
+fn visit_references<'a, J: JsonRef<'a>>(
+    node: J,
+    mut steps: std::str::Split<'static, char>,
     path: &'static str,
-) -> Result<Vec<Cow<'a, str>>, Malformed> {
-    let mut nodes: Vec<J> = vec![resource];
-    for step in path.split('.') {
-        let mut next = Vec::new();
-        for n in nodes {
-            next.extend(n.objects(step, path)?);
+    f: &mut impl FnMut(&str),
+) -> Result<(), Malformed> {
+    let Some(step) = steps.next() else {
+        if let Some(r) = node.opt_text("reference", path)? {
+            f(&r);
         }
-        nodes = next;
-    }
-    let mut out = Vec::new();
-    for n in nodes {
-        if let Some(r) = n.opt_text("reference", path)? {
-            out.push(r);
+        return Ok(());
+    };
+    match node.get(step) {
+        None => Ok(()),
+        Some(v) if v.is_null() => Ok(()),
+        Some(v) if v.is_object() => visit_references(v, steps, path, f),
+        Some(v) => {
+            for item in v.items().ok_or(Malformed(path))? {
+                if !item.is_object() {
+                    return Err(Malformed(path));
+                }
+                visit_references(item, steps.clone(), path, f)?;
+            }
+            Ok(())
         }
     }
-    Ok(out)
 }
 
 fn names_patient(reference: &str, patient: &str) -> bool {
