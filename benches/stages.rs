@@ -18,8 +18,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use fhirgate::audit::AuditRecord;
 use fhirgate::config::Config;
 use fhirgate::consent::ConsentPolicy;
-use fhirgate::decision::{decide, request_value, RequestInfo, ResponseCheck};
+use fhirgate::decision::{decide, request_value, RequestInfo};
 use fhirgate::fhir::parse_request;
+use fhirgate::response::ResponseCheck;
 use fhirgate::response::{check_response, filter_response, LabelMode, ResponsePolicy};
 use fhirgate::rules::RuleInput;
 use fhirgate::smart::{authorize, ScopeSet};
@@ -200,11 +201,14 @@ fn stages(c: &mut Criterion) {
     });
 
     let body = bundle(100);
-    let check = ResponseCheck {
-        patient: Some("123".into()),
-        granular: Vec::new(),
-        rules: false,
-    };
+    let check = ResponseCheck::for_scopes("patient/*.rs", Some("123"));
+    c.bench_function("tape::parse (100-entry Bundle)", |b| {
+        b.iter(|| fhirgate::tape::Tape::parse(black_box(&body)).map(|t| t.root().kind()))
+    });
+    c.bench_function(
+        "serde_json::from_slice (100-entry Bundle, for comparison)",
+        |b| b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).map(|v| v.is_object())),
+    );
     c.bench_function("response::check_response (100-entry Bundle)", |b| {
         b.iter(|| check_response(black_box(&body), &check))
     });

@@ -342,7 +342,7 @@ fn tokens_never_appear_in_replies_or_logs() {
     let id = h.send(0, Req::get(READ).bearer(&good));
     assert!(matches!(h.outcome(id), Outcome::Forwarded(_)));
     // reads are audited once the response passed the consent-label check
-    let (status, _, _) = h.respond(0, id, 200, r#"{"resourceType":"Patient","id":"1"}"#);
+    let (status, _, _) = h.respond(0, id, 200, r#"{"resourceType":"Patient","id":"123"}"#);
     assert_eq!(status, 200);
     for t in [&bad, &expired] {
         let Outcome::Replied(reply) = h.run(Req::get(READ).bearer(t)) else {

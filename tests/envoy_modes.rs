@@ -40,7 +40,8 @@ fn writer(h: &Harness) -> String {
 }
 
 fn observation(patient: &str) -> Vec<u8> {
-    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+    // id 1: the tests read `Observation/1`, and a read must be answered with what was read.
+    json!({"resourceType": "Observation", "id": "1", "status": "final", "code": {"text": "x"},
            "subject": {"reference": format!("Patient/{patient}")}})
     .to_string()
     .into_bytes()
@@ -175,7 +176,7 @@ fn safe_mode_cuts_off_a_refused_response_and_rewrites_bundles() {
     assert_eq!(h.workers[0].hold_mode(), HoldMode::Safe);
     // Known safe mode: the headers go at once; the patient's own resource passes, and a Bundle
     // loses a labelled entry.
-    let read = h.send(0, Req::get("/fhir/Observation/2").bearer(&t));
+    let read = h.send(0, Req::get("/fhir/Observation/1").bearer(&t));
     let view = h.respond_with(0, read, headers.clone(), &observation("123"));
     assert!(!view.reset);
     assert_eq!(view.status, 200);

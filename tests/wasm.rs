@@ -17,8 +17,9 @@ use serde_json::{json, Map, Value};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 use fhirgate::config::{Config, KeySource};
-use fhirgate::decision::{decide, RequestInfo, ResponseCheck};
+use fhirgate::decision::{decide, RequestInfo};
 use fhirgate::outcome::DenyKind;
+use fhirgate::response::ResponseCheck;
 use fhirgate::response::{check_response, ResponseVerdict};
 use fhirgate::token::{verify_jwt, TokenError};
 
@@ -217,11 +218,7 @@ fn bundles_from_upstream_are_filtered_to_the_patient() {
         {"resource": {"resourceType": "Observation", "id": "a", "subject": {"reference": "Patient/123"}}},
         {"resource": {"resourceType": "Observation", "id": "b", "subject": {"reference": "Patient/999"}}},
     ]});
-    let check = ResponseCheck {
-        patient: Some("123".into()),
-        granular: Vec::new(),
-        rules: false,
-    };
+    let check = ResponseCheck::for_scopes("patient/*.rs", Some("123"));
     let ResponseVerdict::Rewrite { withheld, .. } =
         check_response(bundle.to_string().as_bytes(), &check)
     else {

@@ -17,6 +17,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::tape::{JsonRef, Malformed};
+
 /// HL7 v3 ActCode (sensitivity codes such as PSY, HIV).
 pub const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 /// HL7 v3 Confidentiality (R restricted, V very restricted).
@@ -216,17 +218,42 @@ impl ConsentPolicy {
     }
 
     fn match_coding(&self, coding: &Value) -> LabelSet {
-        let Some(obj) = coding.as_object() else {
+        if !coding.is_object() {
             return self.all();
+        }
+        self.coding_labels(coding).unwrap_or_else(|_| self.all())
+    }
+
+    /// The configured labels in one resource's own `meta.security` (not its contained or nested
+    /// resources), refusing shapes other than an object `meta` with a list of codings whose
+    /// `system` and `code` are strings.
+    pub fn security_labels<'a, J: JsonRef<'a>>(&self, resource: J) -> Result<LabelSet, Malformed> {
+        match resource.get("meta") {
+            None => Ok(0),
+            Some(m) if m.is_null() => Ok(0),
+            Some(m) if m.is_object() => self.meta_labels(m),
+            Some(_) => Err(Malformed("meta")),
+        }
+    }
+
+    /// The configured labels in a `Meta` element's `security` (a resource's `meta`, or an
+    /// operation's `valueMeta`).
+    pub fn meta_labels<'a, J: JsonRef<'a>>(&self, meta: J) -> Result<LabelSet, Malformed> {
+        let mut set = 0;
+        for coding in meta.list("security", "meta.security")? {
+            set |= self.coding_labels(coding)?;
+        }
+        Ok(set)
+    }
+
+    fn coding_labels<'a, J: JsonRef<'a>>(&self, coding: J) -> Result<LabelSet, Malformed> {
+        let Some(code) = coding.opt_text("code", "meta.security.code")? else {
+            return Ok(0);
         };
-        let Some(code) = obj.get("code").and_then(Value::as_str) else {
-            return 0;
-        };
-        let system = obj
-            .get("system")
-            .and_then(Value::as_str)
+        let system = coding
+            .opt_text("system", "meta.security.system")?
             .filter(|s| !s.trim().is_empty())
-            .map(normalize_system);
+            .map(|s| normalize_system(&s));
         let mut set = 0;
         for (i, label) in self.labels.iter().enumerate() {
             let system_ok = system.as_deref().is_none_or(|s| s == label.normalized);
@@ -234,7 +261,7 @@ impl ConsentPolicy {
                 set |= bit(i);
             }
         }
-        set
+        Ok(set)
     }
 
     /// The codes of the labels in `set`, in configuration order.

@@ -11,11 +11,11 @@ use crate::fhir::{
     Interaction,
 };
 use crate::outcome::{Denial, DenyKind};
-use crate::response::LabelMode;
+use crate::response::{LabelMode, ResponseCheck, Target};
 use crate::rules::{RuleInput, RuleVerdict};
 use crate::smart::{
-    authorize, narrowing, resource_in_patient_compartment, strict_prefer, Constraint, Membership,
-    Narrowing, ScopeSet, SmartDenial,
+    authorize, narrowing, resource_in_patient_compartment, strict_prefer, Membership, Narrowing,
+    ScopeSet, SmartDenial,
 };
 use crate::token::{is_token_param, VerifiedToken};
 
@@ -68,17 +68,6 @@ pub struct Narrowed {
     pub path: String,
     /// The new `Prefer` value (`handling=strict`, with the client's other preferences).
     pub prefer: String,
-}
-
-/// What returned resources must satisfy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseCheck {
-    /// Resources must be in this patient's compartment (or shared, non-patient data).
-    pub patient: Option<String>,
-    /// Resources must match one of these granular scope constraint sets (empty: no constraint).
-    pub granular: Vec<Vec<Constraint>>,
-    /// Response-phase CEL rules must hold for the response body (bound to `resource`).
-    pub rules: bool,
 }
 
 /// Whether the engine should buffer the request body for the decision: form searches and
@@ -308,26 +297,23 @@ fn decide_inner(
     }
     decision.fhir = Some(fhir);
     decision.input = ctx.input.take();
-    if decision.denial.is_none() && decision.narrowed.is_some() {
-        // The server may still answer with others' resources: each is checked.
-        decision
-            .response_check
-            .get_or_insert_with(ResponseCheck::default)
-            .patient = token.patient().map(str::to_string);
-    }
     if decision.denial.is_none() {
-        if config.rules.has_response_rules() {
-            decision
-                .response_check
-                .get_or_insert_with(ResponseCheck::default)
-                .rules = true;
-            decision.note(|| "response rules: will be checked on the response".to_string());
+        if let Some(f) = decision.fhir.as_ref() {
+            decision.response_check = response_check(config, token, &scopes, f);
+        }
+        if let Some(check) = &decision.response_check {
+            let (rules, smart) = (check.rules, !check.reads_everything());
+            if smart {
+                decision.note(|| {
+                    "SMART: every returned resource will be checked against the scopes".to_string()
+                });
+            }
+            if rules {
+                decision.note(|| "response rules: will be checked on the response".to_string());
+            }
         }
         let interaction = decision.fhir.as_ref().map(|f| f.interaction);
         if interaction.is_some_and(|i| labels_checked(config, token, i)) {
-            decision
-                .response_check
-                .get_or_insert_with(ResponseCheck::default);
             decision
                 .note(|| "consent: security labels will be checked on the response".to_string());
         }
@@ -358,6 +344,41 @@ fn narrow(
         }) => narrowing(fhir, patient),
         _ => None,
     }
+}
+
+/// What the response of an allowed request must be checked against, or `None` when nothing in
+/// it could be withheld: the scopes read every type unbounded ([`ResponseCheck::reads_everything`],
+/// e.g. `system/*.rs`), no response rule applies, and the consent check is off or the token's
+/// consent grants every configured label. Capability statements are never checked.
+fn response_check(
+    config: &Config,
+    token: &VerifiedToken,
+    scopes: &ScopeSet,
+    fhir: &FhirRequest,
+) -> Option<ResponseCheck> {
+    if fhir.interaction == Interaction::Capabilities {
+        return None;
+    }
+    let target = match (&fhir.resource_type, &fhir.id, fhir.interaction) {
+        (Some(ty), Some(id), Interaction::Read | Interaction::Vread | Interaction::Operation) => {
+            Some(Target {
+                resource_type: ty.clone(),
+                id: id.clone(),
+                read: matches!(fhir.interaction, Interaction::Read | Interaction::Vread),
+            })
+        }
+        _ => None,
+    };
+    let check = ResponseCheck {
+        smart: config.smart_enforce,
+        scopes: scopes.clone(),
+        patient: token.patient().map(str::to_string),
+        target,
+        rules: config.rules.has_response_rules(),
+    };
+    let needed =
+        !check.reads_everything() || check.rules || labels_checked(config, token, fhir.interaction);
+    needed.then_some(check)
 }
 
 /// Whether the built-in consent check must see the response of `interaction`: the check is
@@ -408,15 +429,6 @@ fn authorize_one(
                             "the resource written is not in the patient's compartment",
                         ));
                     }
-                }
-                if grant.needs_response_check {
-                    let check = decision
-                        .response_check
-                        .get_or_insert_with(ResponseCheck::default);
-                    if grant.patient_constrained {
-                        check.patient = ctx.token.patient().map(str::to_string);
-                    }
-                    check.granular.extend(grant.granular.iter().cloned());
                 }
                 decision.note(|| {
                     format!(

@@ -36,4 +36,5 @@ pub mod percent;
 pub mod response;
 pub mod rules;
 pub mod smart;
+pub mod tape;
 pub mod token;

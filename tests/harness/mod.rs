@@ -818,6 +818,62 @@ impl Harness {
         self.mark(stream, |s| s.response_headers_sent = true);
     }
 
+    /// Delivers an upstream response whose body comes in `chunks` (one body callback each,
+    /// the last with end of stream; `end: false` leaves the stream open, as an upstream that
+    /// stops sending mid-body), in `StopIteration` mode. Returns what the client has so far.
+    pub fn respond_chunked(
+        &mut self,
+        worker: usize,
+        stream: StreamId,
+        headers: Vec<(String, String)>,
+        chunks: &[&[u8]],
+        end: bool,
+    ) -> ClientView {
+        self.mark(stream, |s| {
+            s.response_headers = headers;
+            s.response_body = Vec::new();
+            s.responding = true;
+        });
+        let host = SimHost {
+            sim: &self.sim,
+            worker,
+        };
+        let a = self.workers[worker].on_response_headers(&host, stream, chunks.is_empty());
+        if a == Action::Continue {
+            self.mark(stream, |s| s.response_headers_sent = true);
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            let replaced = self
+                .sim
+                .streams
+                .borrow()
+                .get(&stream)
+                .is_some_and(|s| s.response_reply.is_some() || s.response_reset);
+            if replaced {
+                break;
+            }
+            self.mark(stream, |s| s.response_body.extend_from_slice(chunk));
+            let len = self
+                .sim
+                .streams
+                .borrow()
+                .get(&stream)
+                .map(|s| s.response_body.len())
+                .unwrap_or(0);
+            let host = SimHost {
+                sim: &self.sim,
+                worker,
+            };
+            let last = end && i + 1 == chunks.len();
+            if self.workers[worker].on_response_body(&host, stream, len, last) == Action::Continue
+                && last
+            {
+                self.mark(stream, |s| s.response_headers_sent = true);
+            }
+        }
+        self.client_view(stream)
+    }
+
     /// A held response that the filter resumed (from the timer) goes on: its headers to the
     /// client, then its body through the filter (`StopAll`: Envoy had it buffered).
     pub fn release_response(&mut self, worker: usize, stream: StreamId) -> ClientView {

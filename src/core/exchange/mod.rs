@@ -37,9 +37,10 @@ use std::rc::Rc;
 
 use crate::audit::AuditRecord;
 use crate::config::Config;
-use crate::decision::{Decision, RequestInfo, ResponseCheck};
+use crate::decision::{Decision, RequestInfo};
 use crate::metrics::Metric;
 use crate::outcome::{Denial, LocalReply};
+use crate::response::ResponseCheck;
 use crate::rules::RuleInput;
 use crate::token::{token_hash, AuthScheme, Credential as TokenCredential, VerifiedToken};
 

@@ -232,7 +232,8 @@ fn a_declared_body_over_the_limit_is_refused_before_authentication() {
 }
 
 fn observation(patient: &str) -> Vec<u8> {
-    json!({"resourceType": "Observation", "status": "final",
+    // id 1: what the tests read (`Observation/1`), so a read's answer is the resource read.
+    json!({"resourceType": "Observation", "id": "1", "status": "final",
            "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient}")}})
     .to_string()
     .into_bytes()

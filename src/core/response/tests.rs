@@ -6,11 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 
 fn patient_check(id: &str) -> ResponseCheck {
-    ResponseCheck {
-        patient: Some(id.into()),
-        granular: Vec::new(),
-        rules: false,
-    }
+    ResponseCheck::for_scopes("patient/*.rs", Some(id))
 }
 
 fn obs(id: &str, patient: &str) -> Value {

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::tape::{JsonRef, Malformed};
+
 use super::scope::{Constraint, Scope};
 
 type Params = std::collections::BTreeMap<String, Vec<String>>;
@@ -76,43 +78,70 @@ pub(crate) fn covering_search<'s>(scopes: &[&'s Scope], params: &Params) -> Opti
 /// Whether a resource satisfies at least one of the constraint sets (each set: all of its
 /// constraints hold). `category` and `code` are read from the element of the same name
 /// (CodeableConcept or a list of them), `_tag` from `meta.tag`, `_security` from `meta.security`.
-/// An empty list of sets means "no granular restriction" and is satisfied.
+/// An empty list of sets means "no granular restriction" and is satisfied. An element of an
+/// unexpected shape satisfies nothing (see [`matches_granular`] for the strict form).
 pub fn resource_matches_granular(resource: &Value, alternatives: &[Vec<Constraint>]) -> bool {
-    alternatives.is_empty()
-        || alternatives
-            .iter()
-            .any(|set| set.iter().all(|c| resource_has(resource, c)))
+    matches_granular(resource, alternatives).unwrap_or(false)
 }
 
-fn resource_has(resource: &Value, c: &Constraint) -> bool {
-    let codings: Vec<&Value> = match c.param.as_str() {
-        "category" | "code" => as_list(resource.get(&c.param))
+/// [`resource_matches_granular`] on any JSON representation, refusing elements of an
+/// unexpected shape.
+pub fn matches_granular<'a, J: JsonRef<'a>>(
+    resource: J,
+    alternatives: &[Vec<Constraint>],
+) -> Result<bool, Malformed> {
+    if alternatives.is_empty() {
+        return Ok(true);
+    }
+    for set in alternatives {
+        let mut all = true;
+        for c in set {
+            all &= resource_has(resource, c)?;
+        }
+        if all {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn resource_has<'a, J: JsonRef<'a>>(resource: J, c: &Constraint) -> Result<bool, Malformed> {
+    let meta = || resource.objects("meta", "meta");
+    let codings: Vec<J> = match c.param.as_str() {
+        "category" | "code" => {
+            let mut out = Vec::new();
+            for cc in resource.objects(&c.param, "codeable concept")? {
+                out.extend(cc.objects("coding", "coding")?);
+            }
+            out
+        }
+        "_tag" => meta()?
             .into_iter()
-            .flat_map(|cc| as_list(cc.get("coding")))
-            .collect(),
-        "_tag" => as_list(resource.get("meta").and_then(|m| m.get("tag"))),
-        "_security" => as_list(resource.get("meta").and_then(|m| m.get("security"))),
+            .map(|m| m.list("tag", "meta.tag"))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
+        "_security" => meta()?
+            .into_iter()
+            .map(|m| m.list("security", "meta.security"))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
         _ => Vec::new(),
     };
-    codings
-        .into_iter()
-        .any(|coding| coding_matches(coding, &c.value))
-}
-
-fn as_list(v: Option<&Value>) -> Vec<&Value> {
-    match v {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(other) => vec![other],
-        None => Vec::new(),
+    for coding in codings {
+        if coding_matches(coding, &c.value)? {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
-fn coding_matches(coding: &Value, token: &str) -> bool {
-    let code = coding.get("code").and_then(Value::as_str);
-    let system = coding.get("system").and_then(Value::as_str);
-    match token.split_once('|') {
+fn coding_matches<'a, J: JsonRef<'a>>(coding: J, token: &str) -> Result<bool, Malformed> {
+    let code = coding.opt_text("code", "coding.code")?;
+    let system = coding.opt_text("system", "coding.system")?;
+    let (code, system) = (code.as_deref(), system.as_deref());
+    Ok(match token.split_once('|') {
         None => code == Some(token),
         Some(("", want_code)) => system.is_none() && code == Some(want_code),
         Some((want_system, want_code)) => system == Some(want_system) && code == Some(want_code),
-    }
+    })
 }

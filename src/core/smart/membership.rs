@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::tape::{JsonRef, Malformed};
+
 use super::compartment::relative_patient_id;
 use super::table::{class_of, Class};
 
@@ -26,14 +28,22 @@ pub enum Membership {
 /// reference at one of the table's element paths (e.g. `Observation.subject`,
 /// `Observation.performer`, `Encounter.subject`, `Condition.asserter`) is `Patient/[id]`,
 /// `Patient/[id]/_history/[vid]` or an absolute URL ending in `/Patient/[id]`. References by
-/// identifier only, contained (`#x`) and `urn:` references do not count.
+/// identifier only, contained (`#x`) and `urn:` references do not count. A reference element of
+/// an unexpected shape makes the membership `Unknown` (see [`membership`] for the strict form).
 pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membership {
-    let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else {
-        return Membership::Unknown;
+    membership(resource, patient).unwrap_or(Membership::Unknown)
+}
+
+/// [`resource_in_patient_compartment`] on any JSON representation, refusing unexpected shapes:
+/// an `id` or `reference` that is not a string, a reference-holding element (or one on its path)
+/// that is neither an object nor an array of objects.
+pub fn membership<'a, J: JsonRef<'a>>(resource: J, patient: &str) -> Result<Membership, Malformed> {
+    let Some(rt) = resource.opt_text("resourceType", "resourceType")? else {
+        return Ok(Membership::Unknown);
     };
-    match class_of(rt) {
+    Ok(match class_of(&rt) {
         Some(Class::Patient) => {
-            if resource.get("id").and_then(Value::as_str) == Some(patient) {
+            if resource.opt_text("id", "id")?.as_deref() == Some(patient) {
                 Membership::In
             } else {
                 Membership::Out
@@ -42,13 +52,14 @@ pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membe
         Some(Class::Shared) => Membership::Shared,
         Some(Class::Member { paths, .. }) => {
             if paths.is_empty() {
-                return Membership::Unknown;
+                return Ok(Membership::Unknown);
             }
-            let found = paths.iter().any(|p| {
-                references_at(resource, p)
-                    .iter()
-                    .any(|r| names_patient(r, patient))
-            });
+            let mut found = false;
+            for p in paths {
+                visit_references(resource, p.split('.'), p, &mut |r| {
+                    found |= names_patient(r, patient);
+                })?;
+            }
             if found {
                 Membership::In
             } else {
@@ -56,27 +67,37 @@ pub fn resource_in_patient_compartment(resource: &Value, patient: &str) -> Membe
             }
         }
         None => Membership::Unknown,
-    }
+    })
 }
 
-/// All `reference` strings found at a dot-separated element path (arrays are flattened at each
-/// step).
-fn references_at<'v>(resource: &'v Value, path: &str) -> Vec<&'v str> {
-    let mut nodes: Vec<&Value> = vec![resource];
-    for step in path.split('.') {
-        nodes = nodes
-            .into_iter()
-            .filter_map(|n| n.get(step))
-            .flat_map(|v| match v {
-                Value::Array(items) => items.iter().collect::<Vec<_>>(),
-                other => vec![other],
-            })
-            .collect();
+/// Calls `f` with every `reference` string at a dot-separated element path (arrays are
+/// flattened at each step), without collecting them.
+fn visit_references<'a, J: JsonRef<'a>>(
+    node: J,
+    mut steps: std::str::Split<'static, char>,
+    path: &'static str,
+    f: &mut impl FnMut(&str),
+) -> Result<(), Malformed> {
+    let Some(step) = steps.next() else {
+        if let Some(r) = node.opt_text("reference", path)? {
+            f(&r);
+        }
+        return Ok(());
+    };
+    match node.get(step) {
+        None => Ok(()),
+        Some(v) if v.is_null() => Ok(()),
+        Some(v) if v.is_object() => visit_references(v, steps, path, f),
+        Some(v) => {
+            for item in v.items().ok_or(Malformed(path))? {
+                if !item.is_object() {
+                    return Err(Malformed(path));
+                }
+                visit_references(item, steps.clone(), path, f)?;
+            }
+            Ok(())
+        }
     }
-    nodes
-        .into_iter()
-        .filter_map(|n| n.get("reference").and_then(Value::as_str))
-        .collect()
 }
 
 fn names_patient(reference: &str, patient: &str) -> bool {
@@ -85,4 +106,16 @@ fn names_patient(reference: &str, patient: &str) -> bool {
     };
     let id = rest.split_once("/_history/").map_or(rest, |(id, _)| id);
     id == patient
+}
+
+/// How the instance `[resource_type]/[id]` relates to `patient`'s compartment when only its
+/// address is known (an operation's output about it): the patient itself is `In`, shared types
+/// are `Shared`, anything else cannot be placed (`Unknown`).
+pub fn instance_membership(resource_type: &str, id: &str, patient: &str) -> Membership {
+    match class_of(resource_type) {
+        Some(Class::Patient) if id == patient => Membership::In,
+        Some(Class::Patient) => Membership::Out,
+        Some(Class::Shared) => Membership::Shared,
+        _ => Membership::Unknown,
+    }
 }

@@ -101,8 +101,10 @@ use thiserror::Error;
 use crate::fhir::types::is_valid_id;
 use crate::fhir::FhirRequest;
 
-pub use granular::resource_matches_granular;
-pub use membership::{resource_in_patient_compartment, Membership};
+pub use granular::{matches_granular, resource_matches_granular};
+pub use membership::{
+    instance_membership, membership, resource_in_patient_compartment, Membership,
+};
 pub use narrow::{narrowing, strict_prefer, Narrowing};
 pub use scope::{Constraint, Context, Permission, Perms, Scope, ScopeSet, GRANULAR_PARAMS};
 

@@ -81,9 +81,10 @@ fn member_resources_by_reference() {
         m(json!({"resourceType": "Observation", "subject": {"reference": "urn:uuid:123"}})),
         Membership::Out
     );
+    // A reference that is not a string is not read another way: membership is unknown.
     assert_eq!(
         m(json!({"resourceType": "Observation", "subject": {"reference": 123}})),
-        Membership::Out
+        Membership::Unknown
     );
 }
 
