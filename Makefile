@@ -38,7 +38,7 @@ export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
-        clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro \
+        clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro bench-nop bench-smoke \
         wasm-size tools-oci tools-prom oci prom-test istio-examples
 
 help:
@@ -52,7 +52,9 @@ help:
 	@echo "make prom-test  promtool check + unit tests of envoy/prometheus-alerts.yaml"
 	@echo "make istio-examples  re-render envoy/istio-wasmplugin.yaml and envoy/istio-envoyfilter.yaml"
 	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
-	@echo "make bench      stage microbenchmarks + side-by-side Envoy benchmark (bench/results.md); not in make test"
+	@echo "make bench      side-by-side Envoy benchmark with a do-nothing Wasm filter (bench/results.md); not in make test"
+	@echo "make bench-smoke  the benchmark harness in seconds (every cell answers, no timing)"
+	@echo "make bench-micro  criterion microbenchmarks of each stage"
 
 # ---------------------------------------------------------------- tools
 
@@ -233,10 +235,25 @@ bench-micro:
 	CARGO_PROFILE_RELEASE_PANIC=unwind CARGO_PROFILE_BENCH_LTO=false CARGO_PROFILE_BENCH_CODEGEN_UNITS=16 \
 	  cargo bench --bench stages --bench dpop -- --warm-up-time 1 --measurement-time 2
 
-# Side-by-side: Envoy alone / native jwt_authn + RBAC / fhirgate, Envoy on core 0, wrk on core 1.
-bench: tools-envoy wasm wasm-size bench-micro
+# The do-nothing proxy-wasm filter (bench/nop, its own crate outside the workspace): the floor.
+WASM_NOP := $(ROOT)/target/nop/wasm32-wasip1/release/fhirgate_bench_nop.wasm
+bench-nop: tools-rust
+	cargo build --quiet --locked --release --target wasm32-wasip1 --manifest-path "$(ROOT)/bench/nop/Cargo.toml" \
+	  --target-dir "$(ROOT)/target/nop"
+
+# Side-by-side in one run: Envoy alone / a do-nothing Wasm filter / native jwt_authn + RBAC /
+# fhirgate, RS256 and ES256, three scenarios; Envoy on core 0, wrk on core 1 (bench/run.sh).
+# Writes bench/results.md and the README table. BENCH_SIZE=1 adds the size-optimized build.
+bench: tools-envoy wasm bench-nop
 	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
-	WASM="$(WASM_OUT)" WASM_SIZE="$(ROOT)/target/fhirgate-size.wasm" "$(ROOT)/bench/run.sh"
+	@if [ "$${BENCH_SIZE:-0}" = 1 ]; then $(MAKE) --no-print-directory wasm-size; fi
+	WASM="$(WASM_OUT)" WASM_NOP="$(WASM_NOP)" WASM_SIZE="$(ROOT)/target/fhirgate-size.wasm" "$(ROOT)/bench/run.sh"
+
+# The same harness in seconds (a few hundred requests per cell, results in target/bench-smoke):
+# every cell answers 200 and fhirgate's signatures go through Envoy's verify_signature. No timing.
+bench-smoke: tools-envoy wasm bench-nop
+	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
+	BENCH_SMOKE=1 WASM="$(WASM_OUT)" WASM_NOP="$(WASM_NOP)" "$(ROOT)/bench/run.sh"
 
 # Added latency of filtering a 100-entry search Bundle, end to end through Envoy (bench/bundle.mjs).
 .PHONY: bench-bundle

@@ -182,6 +182,7 @@ fn stages(c: &mut Criterion) {
         request: request_value(&req),
         source: json!({"address": req.source_address}),
         token: verified.to_cel_value(),
+        token_cel: None,
         fhir: fhir.to_cel_value(),
     };
     assert_eq!(f.config.rules.len(), 3);

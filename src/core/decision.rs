@@ -251,7 +251,9 @@ fn decide_inner(
     let input = (!config.rules.is_empty()).then(|| RuleInput {
         request: request_value(req),
         source: json!({ "address": req.source_address }),
-        token: token.to_cel_value(),
+        // Built once per verified token (the caches keep it with the token).
+        token: Value::Null,
+        token_cel: Some(token.rules_value()),
         fhir: Value::Null,
     });
     let mut ctx = Ctx {

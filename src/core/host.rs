@@ -53,6 +53,32 @@ pub enum MetricKind {
     Histogram,
 }
 
+/// A signature for the host's own crypto to check (Envoy: the foreign function
+/// `verify_signature`, BoringSSL). Everything in it is public.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureCheck<'a> {
+    /// `"sha256"`, `"sha384"` or `"sha512"`.
+    pub hash: &'static str,
+    /// The DER SubjectPublicKeyInfo of the key (RSA or EC on a named curve).
+    pub public_key_der: &'a [u8],
+    /// RSA: the signature as sent; ECDSA: its DER `Ecdsa-Sig-Value`.
+    pub signature: &'a [u8],
+    /// The signed bytes (the host hashes them).
+    pub text: &'a [u8],
+}
+
+/// What the host said about a [`SignatureCheck`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostSignature {
+    /// The host checked it: the signature is valid.
+    Valid,
+    /// The host checked it: the signature is not valid (never retried in Wasm).
+    Invalid,
+    /// The host cannot check it (no such function, refused the arguments, an answer that is not
+    /// one): the caller verifies in Wasm.
+    Unavailable,
+}
+
 /// What fhirgate needs from the proxy.
 pub trait Host {
     /// Wall-clock time in milliseconds since the Unix epoch.
@@ -113,6 +139,13 @@ pub trait Host {
     /// Adds `value` to a counter, sets (or with `GaugeAdd` moves) a gauge, or records a histogram
     /// sample.
     fn metric(&self, kind: MetricKind, name: &str, value: i64);
+
+    /// Checks a signature with the host's own crypto; `Unavailable` (the default) when the host
+    /// has none, so the caller verifies in Wasm.
+    fn verify_signature(&self, check: &SignatureCheck<'_>) -> HostSignature {
+        let _ = check;
+        HostSignature::Unavailable
+    }
 }
 
 /// A host whose clock is read once: within one proxy callback time does not move, so the
@@ -204,5 +237,8 @@ impl Host for OneClock<'_> {
     }
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {
         self.inner.metric(kind, name, value);
+    }
+    fn verify_signature(&self, check: &SignatureCheck<'_>) -> HostSignature {
+        self.inner.verify_signature(check)
     }
 }

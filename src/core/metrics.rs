@@ -127,6 +127,10 @@ pub const TOKEN_CACHE_HITS: &str = "token_cache_hits_total";
 pub const TOKEN_SHARED_CACHE_HITS: &str = "token_shared_cache_hits_total";
 /// Tokens that had to be verified (or introspected).
 pub const TOKEN_CACHE_MISSES: &str = "token_cache_misses_total";
+/// JWS signatures checked by the host's own crypto (Envoy's `verify_signature`, BoringSSL).
+pub const SIGNATURES_HOST: &str = "signatures_host_total";
+/// JWS signatures checked in Wasm (algorithms the host does not take, or a host without it).
+pub const SIGNATURES_WASM: &str = "signatures_wasm_total";
 /// JWKS fetches started.
 pub const JWKS_FETCHES: &str = "jwks_fetches_total";
 /// JWKS fetches that failed (no answer, non-2xx, unusable document).

@@ -110,6 +110,14 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_call_foreign_function(
+        name: *const u8,
+        name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
     fn proxy_continue_stream(stream: u32) -> u32;
     fn proxy_close_stream(stream: u32) -> u32;
     #[allow(clippy::too_many_arguments)]
@@ -244,6 +252,29 @@ pub fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     match status {
         0 => Ok(unsafe { take(data, size) }),
         NOT_FOUND => Ok(None),
+        s => Err(Status(s)),
+    }
+}
+
+/// Calls the host's foreign function `name` (Envoy: `verify_signature`, ...) with `arguments`;
+/// its answer, `Ok(None)` when it answered nothing. `NotFound`: the host has no such function.
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Option<Vec<u8>>, Status> {
+    let mut data = null_mut();
+    let mut size = 0usize;
+    // SAFETY: the slices are live for the call and only read; out-pointers are valid; memory
+    // returned on success is ours (see `take`).
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    match status {
+        0 => Ok(unsafe { take(data, size) }),
         s => Err(Status(s)),
     }
 }

@@ -13,9 +13,12 @@ use proxy_wasm::types::{Action as ProxyAction, ContextType, LogLevel as ProxyLev
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::crypto::host_sig;
 use crate::engine::{Action, Worker};
 use crate::exchange::{busy_reply, Direction};
-use crate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
+use crate::host::{
+    CalloutResult, Host, HostSignature, LogLevel, MetricKind, SignatureCheck, StreamId,
+};
 use crate::outcome::LocalReply;
 
 /// Largest callout response body read (JWKS, introspection); larger ones count as failures.
@@ -47,6 +50,9 @@ thread_local! {
     static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
     /// The proxy's log level, read on each tick (Envoy can change it at run time).
     static LOG_LEVEL: Cell<u32> = const { Cell::new(2) };
+    /// Set once the host answered that it has no `verify_signature` (then every signature is
+    /// checked in Wasm without asking again).
+    static NO_HOST_SIGNATURES: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Reads the proxy's log level into the cache.
@@ -273,6 +279,37 @@ impl Host for WasmHost {
         {
             // The body could not be replaced: never let the unchecked one through.
             let _ = abi::close_stream(abi::Stream::Response);
+        }
+    }
+
+    fn verify_signature(&self, check: &SignatureCheck<'_>) -> HostSignature {
+        if NO_HOST_SIGNATURES.with(Cell::get) {
+            return HostSignature::Unavailable;
+        }
+        let arguments = host_sig::verify_arguments(
+            check.hash,
+            check.public_key_der,
+            check.signature,
+            check.text,
+        );
+        match abi::call_foreign_function("verify_signature", &arguments) {
+            Ok(Some(answer)) => match host_sig::verify_result(&answer) {
+                Some(true) => HostSignature::Valid,
+                Some(false) => HostSignature::Invalid,
+                None => HostSignature::Unavailable,
+            },
+            // An empty message is a valid VerifySignatureResult: result = false.
+            Ok(None) => HostSignature::Invalid,
+            Err(abi::Status(abi::NOT_FOUND)) => {
+                NO_HOST_SIGNATURES.with(|c| c.set(true));
+                let _ = abi::log(
+                    2,
+                    "fhirgate: the host has no verify_signature; signatures are checked in Wasm",
+                );
+                HostSignature::Unavailable
+            }
+            // BadArgument (a key or hash it does not take) and failures: checked in Wasm.
+            Err(_) => HostSignature::Unavailable,
         }
     }
 

@@ -10,6 +10,8 @@
 #![allow(dead_code)]
 
 pub mod dpop;
+#[path = "../../src/core/token/tests/native_host.rs"]
+pub mod host_sig;
 pub mod tokens;
 
 use std::cell::{Cell, RefCell};
@@ -17,7 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use fhirgate::config::Config;
 use fhirgate::engine::{Action, Worker};
-use fhirgate::host::{CalloutResult, Host, LogLevel, MetricKind, StreamId};
+use fhirgate::host::{
+    CalloutResult, Host, HostSignature, LogLevel, MetricKind, SignatureCheck, StreamId,
+};
 use fhirgate::outcome::LocalReply;
 
 /// A callout the filter dispatched and nobody answered yet.
@@ -138,6 +142,9 @@ pub struct Sim {
     pub hostcalls: RefCell<BTreeMap<&'static str, u64>>,
     /// How a paused headers callback is treated.
     pub mode: Cell<Option<EnvoyMode>>,
+    /// When set, the host offers `verify_signature` (as Envoy does: [`host_sig`]); by default
+    /// it has none, and every signature is checked in Wasm.
+    pub host_signatures: Cell<bool>,
 }
 
 impl Sim {
@@ -351,6 +358,15 @@ impl Host for SimHost<'_> {
         self.stream_mut(stream, |s| {
             s.response_body = body.to_vec();
         });
+    }
+
+    fn verify_signature(&self, check: &SignatureCheck<'_>) -> HostSignature {
+        self.sim.count("verify_signature");
+        if self.sim.host_signatures.get() {
+            host_sig::verify(check)
+        } else {
+            HostSignature::Unavailable
+        }
     }
 
     fn metric(&self, kind: MetricKind, name: &str, value: i64) {

@@ -4,6 +4,7 @@
 //! Pure logic: no I/O, no clock, nothing secret (every input of a signature verification is
 //! public, so variable-time arithmetic is safe here).
 
+pub mod host_sig;
 pub mod rsa;
 
 pub use rsa::{RsaError, RsaHash, RsaPadding, RsaPublicKey};

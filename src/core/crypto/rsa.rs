@@ -173,6 +173,16 @@ impl RsaPublicKey {
         self.bits
     }
 
+    /// Byte length of the modulus (the length of every signature).
+    pub fn len_bytes(&self) -> usize {
+        self.k
+    }
+
+    /// The public exponent.
+    pub fn exponent(&self) -> u64 {
+        self.e
+    }
+
     /// True when `signature` is a valid signature of `message` under this key.
     pub fn verify(
         &self,

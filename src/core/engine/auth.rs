@@ -6,11 +6,12 @@ use std::rc::Rc;
 
 use super::{shared_cache, Callout, FetchReason, FetchStart, Worker};
 use crate::config::KeySource;
-use crate::host::Host;
+use crate::host::{Host, SignatureCheck};
 use crate::metrics::{self, Metric};
 use crate::outcome::{Denial, DenyKind};
 use crate::token::{
-    classify, peek, token_hash, verify_jwt, KeySet, TokenError, TokenShape, VerifiedToken,
+    classify, peek, token_hash, verify_jwt_with, KeySet, Signatures, TokenError, TokenShape,
+    VerifiedToken,
 };
 
 /// Where authentication of a stream stands.
@@ -41,6 +42,22 @@ fn unavailable(reason: &str, description: &str) -> Denial {
 }
 
 impl Worker {
+    /// Counts where the signatures of one verification were checked.
+    fn count_signatures(&mut self, sigs: &Signatures<'_>) {
+        if sigs.host_checks() > 0 {
+            self.metrics.add(Metric::count(
+                metrics::SIGNATURES_HOST,
+                i64::from(sigs.host_checks()),
+            ));
+        }
+        if sigs.wasm_checks() > 0 {
+            self.metrics.add(Metric::count(
+                metrics::SIGNATURES_WASM,
+                i64::from(sigs.wasm_checks()),
+            ));
+        }
+    }
+
     /// Authenticates `bearer`; may start a JWKS fetch or an introspection and ask the stream to
     /// wait. Caches are keyed by the token's SHA-256, never the token.
     pub(super) fn authenticate(&mut self, host: &dyn Host, bearer: &str) -> AuthStep {
@@ -131,7 +148,18 @@ impl Worker {
                     Err(step) => return step,
                 },
             };
-            match verify_jwt(bearer, &provider.policy, &keys, &config.claim_names, now_s) {
+            let by_host = |check: &SignatureCheck<'_>| host.verify_signature(check);
+            let sigs = Signatures::with_host(&by_host);
+            let verified = verify_jwt_with(
+                bearer,
+                &provider.policy,
+                &keys,
+                &config.claim_names,
+                now_s,
+                &sigs,
+            );
+            self.count_signatures(&sigs);
+            match verified {
                 Ok(token) => {
                     let token = Rc::new(token);
                     if provider.introspects_jwts() {

@@ -393,6 +393,12 @@ impl RuleSet {
             Phase::Response => &self.inner.response_vars,
         };
         for name in used {
+            if *name == "token" {
+                if let Some(token) = &input.token_cel {
+                    scope.add_variable_from_value("token", token.clone());
+                    continue;
+                }
+            }
             let value = match *name {
                 "request" => &input.request,
                 "source" => &input.source,

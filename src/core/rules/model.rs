@@ -102,8 +102,12 @@ pub struct RuleInput {
     pub request: serde_json::Value,
     /// `source.*`: address.
     pub source: serde_json::Value,
-    /// `token.*`: kind, issuer, subject, clientId, scopes, patient, fhirUser, claims.
+    /// `token.*`: kind, issuer, subject, clientId, scopes, patient, fhirUser, claims (read by
+    /// the rules only when `token_cel` is `None`).
     pub token: serde_json::Value,
+    /// `token` already converted for CEL (`VerifiedToken::rules_value`, built once per verified
+    /// token and reused on cache hits); when set, the rules read it instead of `token`.
+    pub token_cel: Option<cel_interpreter::Value>,
     /// `fhir.*`: interaction, resourceType, id, versionId, operation, compartment, params.
     pub fhir: serde_json::Value,
 }

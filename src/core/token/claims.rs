@@ -65,6 +65,20 @@ pub struct VerifiedToken {
     claims: Map<String, Value>,
     /// The sender binding from `cnf` (derived from `claims`, never stored apart from them).
     confirmation: Confirmation,
+    /// The CEL `token` variable, built the first time the rules read it: the token caches keep
+    /// this token, so every later request with it reuses the value.
+    rules_value: RulesValue,
+}
+
+/// [`VerifiedToken::rules_value`], once built. Derived from the other fields, so it takes no
+/// part in equality and prints nothing.
+#[derive(Clone, Default)]
+struct RulesValue(std::cell::OnceCell<cel_interpreter::Value>);
+
+impl PartialEq for RulesValue {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The shared-cache form (private, so that deserialization is not a public constructor).
@@ -121,6 +135,7 @@ impl VerifiedToken {
             expires_at,
             claims,
             confirmation,
+            rules_value: RulesValue::default(),
         })
     }
 
@@ -157,6 +172,7 @@ impl VerifiedToken {
                 .unwrap_or(u64::MAX),
             claims,
             confirmation,
+            rules_value: RulesValue::default(),
         }
     }
 
@@ -178,6 +194,7 @@ impl VerifiedToken {
             expires_at: f.expires_at,
             claims: f.claims,
             confirmation,
+            rules_value: RulesValue::default(),
         })
     }
 
@@ -256,6 +273,15 @@ impl VerifiedToken {
     /// How the token is bound to its sender (`none`, `dpop`, `mtls`).
     pub fn binding_kind(&self) -> BindingKind {
         self.confirmation.kind()
+    }
+
+    /// [`VerifiedToken::to_cel_value`] as a CEL value, built once per token (then a cheap
+    /// reference-counted copy).
+    pub fn rules_value(&self) -> cel_interpreter::Value {
+        self.rules_value
+            .0
+            .get_or_init(|| crate::rules::json_to_cel(&self.to_cel_value()))
+            .clone()
     }
 
     /// The CEL `token` object: `{kind, issuer, subject, clientId, scopes, patient?, fhirUser?,

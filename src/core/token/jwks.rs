@@ -397,9 +397,11 @@ fn rsa_verifiers(
         }
         RsaError::EvenModulus | RsaError::ModulusSize => "RSA modulus is invalid".to_owned(),
     })?;
+    let spki: std::sync::Arc<[u8]> = crate::crypto::host_sig::rsa_spki(n, &e).into();
     algs.iter()
         .map(|a| {
-            Verifier::rsa(*a, key.clone()).ok_or_else(|| format!("alg {a} does not fit kty RSA"))
+            Verifier::rsa(*a, key.clone(), &spki)
+                .ok_or_else(|| format!("alg {a} does not fit kty RSA"))
         })
         .collect()
 }

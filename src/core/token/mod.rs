@@ -38,7 +38,8 @@ pub use sender::{
     check_sender, ConnectionFacts, ConstraintMode, SenderError, SenderPolicy, SenderRequest,
     UriPolicy,
 };
-pub use verify::{classify, peek, verify_jwt, JwtPeek, JwtPolicy, TokenShape};
+pub use verifier::Signatures;
+pub use verify::{classify, peek, verify_jwt, verify_jwt_with, JwtPeek, JwtPolicy, TokenShape};
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ fn input() -> RuleInput {
                       "claims": {"scope": "openid patient/Observation.read", "amr": ["pwd", "otp"],
                                  "consent": "research treatment", "acr": "urn:mfa", "n": 5,
                                  "purpose_of_use": ["http://terminology.hl7.org/CodeSystem/v3-ActReason|BTG"]}}),
+        token_cel: None,
         fhir: json!({"interaction": "search-type", "resourceType": "Observation", "id": "", "versionId": "",
                      "operation": "", "params": {"patient": ["123"], "category": ["laboratory"],
                      "category:not": ["sensitive"], "code": ["http://loinc.org|1234-5"]}}),

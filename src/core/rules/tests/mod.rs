@@ -36,6 +36,7 @@ pub(super) fn input() -> RuleInput {
                       "scopes": ["patient/Observation.rs"], "patient": "123",
                       "claims": {"consent": "no-research", "btg": "false", "secret": SECRET,
                                  "num": 7, "acr": "urn:pwd"}}),
+        token_cel: None,
         fhir: json!({"interaction": "search-type", "resourceType": "Observation", "id": "",
                      "versionId": "", "operation": "", "params": {"category": ["sensitive"]}}),
     }

@@ -110,3 +110,21 @@ fn bounded_under_many_inserts() {
     c.clear();
     assert!(c.is_empty());
 }
+
+#[test]
+fn the_rules_value_is_built_once_per_token_and_reused_on_cache_hits() {
+    let mut cache = TokenCache::new(4);
+    let key = [7u8; 32];
+    let t = token(NOW + 100);
+    cache.insert(key, Rc::clone(&t), NOW + 100, NOW);
+    let first = cache.get(&key, NOW).unwrap().rules_value();
+    let again = cache.get(&key, NOW + 1).unwrap().rules_value();
+    let (cel_interpreter::Value::Map(a), cel_interpreter::Value::Map(b)) = (&first, &again) else {
+        panic!("the token variable is a map");
+    };
+    assert!(std::sync::Arc::ptr_eq(&a.map, &b.map), "built twice");
+    // It is the CEL form of the token's JSON input, and takes no part in equality.
+    assert_eq!(first, crate::rules::json_to_cel(&t.to_cel_value()));
+    let fresh = token(NOW + 100);
+    assert!(*fresh == *t);
+}

@@ -21,6 +21,7 @@ mod cache;
 mod claims;
 mod extract;
 mod format;
+mod host_signatures;
 mod introspection;
 mod keys;
 mod signatures;
