@@ -40,8 +40,8 @@ for t in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$fuzz/artifacts/$t/" >"$log" 2>&1
   rc=$?
   set -e
-  execs="$(awk -F': *' '/stat::number_of_executed_units/{print $2}' "$log" | tail -1)"
-  rate="$(awk -F': *' '/stat::average_exec_per_sec/{print $2}' "$log" | tail -1)"
+  execs="$(awk '/stat::number_of_executed_units/{print $NF}' "$log" | tail -1)"
+  rate="$(awk '/stat::average_exec_per_sec/{print $NF}' "$log" | tail -1)"
   last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"

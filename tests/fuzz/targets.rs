@@ -28,8 +28,11 @@ use fhirgate_core::token::{
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 
+/// One target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the directory names under `corpus/` and `regressions/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("authorization", authorization),
     ("jwt", jwt),
     ("jwks", jwks),

@@ -285,7 +285,8 @@ fn deepest(shape: impl Fn(usize) -> String) -> Option<(usize, String)> {
 /// `make wasm-test`), and one level more is refused as too complex.
 #[test]
 fn deepest_accepted_rules_evaluate() {
-    let shapes: Vec<(&str, Box<dyn Fn(usize) -> String + Send>)> = vec![
+    type Shape = Box<dyn Fn(usize) -> String + Send>;
+    let shapes: Vec<(&str, Shape)> = vec![
         (
             "all",
             Box::new(|n| format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n))),
