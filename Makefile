@@ -39,7 +39,7 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
         clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro bench-nop bench-smoke \
-        wasm-size tools-oci tools-prom oci prom-test istio-examples
+        wasm-size tools-oci tools-prom oci prom-test istio-examples tools-fuzz fuzz
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -55,6 +55,7 @@ help:
 	@echo "make bench      side-by-side Envoy benchmark with a do-nothing Wasm filter (bench/results.md); not in make test"
 	@echo "make bench-smoke  the benchmark harness in seconds (every cell answers, no timing)"
 	@echo "make bench-micro  criterion microbenchmarks of each stage"
+	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300) each; not in make test"
 
 # ---------------------------------------------------------------- tools
 
@@ -259,3 +260,18 @@ bench-smoke: tools-envoy wasm bench-nop
 .PHONY: bench-bundle
 bench-bundle: tools-envoy tools-node wasm
 	cd "$(E2E)" && node "$(ROOT)/bench/bundle.mjs"
+
+# ---------------------------------------------------------------- fuzzing (not part of `make test`)
+
+# cargo-fuzz (crates.io) drives libFuzzer; the stable toolchain accepts its flags with
+# RUSTC_BOOTSTRAP=1 (tools/fuzz.sh). `make unit` runs the short variant: tests/fuzz_corpus.rs
+# replays every corpus and regression input through the same target bodies, plus proptest.
+tools-fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo install cargo-fuzz"; cargo install --locked cargo-fuzz; }
+
+# Long run: each target FUZZ_SECONDS (default 300), bounded by timeout, niced; FUZZ_TARGETS picks
+# some (e.g. FUZZ_TARGETS="jwt rules"). Table of executions and coverage: tests/fuzz/target/summary.md.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?=
+fuzz: tools-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) "$(ROOT)/tools/fuzz.sh" $(FUZZ_TARGETS)

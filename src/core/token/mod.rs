@@ -19,7 +19,7 @@ pub mod introspection;
 pub mod jwks;
 mod jws;
 pub mod sender;
-pub(crate) mod strict_json;
+pub mod strict_json;
 mod verifier;
 pub mod verify;
 

@@ -10,7 +10,7 @@ use std::fmt;
 
 /// Why strict parsing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StrictJsonError {
+pub enum StrictJsonError {
     /// Not JSON (syntax, trailing data, invalid UTF-8, nesting too deep).
     Syntax,
     /// An object repeats a member name.
@@ -91,7 +91,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 }
 
 /// Parses `bytes` as one JSON value, refusing duplicate member names anywhere.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
+pub fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match StrictValue::deserialize(&mut de) {
         Ok(StrictValue(v)) => v,
@@ -106,7 +106,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
 
 /// Parses `bytes` as a JSON object, refusing duplicate member names anywhere.
 /// `Ok(None)` when the JSON is valid but not an object.
-pub(crate) fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, StrictJsonError> {
+pub fn parse_object(bytes: &[u8]) -> Result<Option<Map<String, Value>>, StrictJsonError> {
     match parse(bytes)? {
         Value::Object(map) => Ok(Some(map)),
         _ => Ok(None),

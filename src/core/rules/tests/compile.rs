@@ -265,6 +265,102 @@ fn oversized_and_deep_expressions_are_refused_without_crashing() {
     assert!(RuleSet::compile(&[rule("q", None, &quoted)]).is_ok());
 }
 
+/// The deepest rule of a shape that compiles (nesting `n` times, from `n = 1`), or `None`.
+fn deepest(shape: impl Fn(usize) -> String) -> Option<(usize, String)> {
+    let mut best = None;
+    for n in 1..200 {
+        let src = shape(n);
+        if RuleSet::compile(&[rule("deep", None, &src)]).is_err() {
+            break;
+        }
+        best = Some((n, src));
+    }
+    best
+}
+
+/// Regression (fuzzing, `tests/fuzz/regressions/rules/`): 40 nested `all` macros compiled under
+/// the former depth bound of 96 and overflowed the stack when evaluated, killing the VM. Macros
+/// now count `MACRO_DEPTH` levels of `MAX_DEPTH`; the deepest accepted rule of each shape
+/// evaluates (on a 2 MiB thread natively, unoptimised; on the 1 MiB Wasm stack under
+/// `make wasm-test`), and one level more is refused as too complex.
+#[test]
+fn deepest_accepted_rules_evaluate() {
+    type Shape = Box<dyn Fn(usize) -> String + Send>;
+    let shapes: Vec<(&str, Shape)> = vec![
+        (
+            "all",
+            Box::new(|n| format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n))),
+        ),
+        (
+            "exists over claims",
+            Box::new(|n| {
+                format!(
+                    "{}token.subject != ''{}",
+                    "token.scopes.exists(s, ".repeat(n),
+                    ")".repeat(n)
+                )
+            }),
+        ),
+        (
+            "map",
+            Box::new(|n| format!("size({}[1]{}) > 0", "[1].map(x, ".repeat(n), ")".repeat(n))),
+        ),
+        (
+            "list",
+            Box::new(|n| format!("size({}1{}) > 0", "[".repeat(n), "]".repeat(n))),
+        ),
+        (
+            "conditional",
+            Box::new(|n| format!("{}true{}", "true ? (".repeat(n), ") : false".repeat(n))),
+        ),
+        (
+            "index",
+            Box::new(|n| format!("{}1{} == 1", "[".repeat(n), "][0]".repeat(n))),
+        ),
+        (
+            "macro around a deep body",
+            Box::new(|n| {
+                format!(
+                    "[1].all(x, [2].exists(y, size({}1{}) > 0))",
+                    "[".repeat(n),
+                    "]".repeat(n)
+                )
+            }),
+        ),
+    ];
+    let run = move || {
+        for (name, shape) in &shapes {
+            let (n, src) = deepest(shape).unwrap_or_else(|| panic!("{name}: nothing compiles"));
+            let set = RuleSet::compile(&[rule("deep", None, &src)]).unwrap();
+            let verdict = set.evaluate(&input());
+            assert!(
+                matches!(verdict, RuleVerdict::Allow { .. }),
+                "{name} (n = {n}): {verdict:?}"
+            );
+            let deeper = shape(n + 1);
+            assert!(
+                matches!(one_err(&deeper), RuleError::TooComplex { .. }),
+                "{name}: one level more ({}) is not refused as too complex",
+                n + 1
+            );
+        }
+        // nested macros: three compile, four do not
+        let nested = |n: usize| format!("{}true{}", "[1].all(x, ".repeat(n), ")".repeat(n));
+        assert!(RuleSet::compile(&[rule("m3", None, &nested(3))]).is_ok());
+        assert!(matches!(one_err(&nested(4)), RuleError::TooComplex { .. }));
+        assert!(matches!(one_err(&nested(40)), RuleError::TooComplex { .. }));
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+    #[cfg(target_arch = "wasm32")]
+    run();
+}
+
 #[test]
 fn step_up_and_message_validation() {
     let mut r = rule("s", None, "false");

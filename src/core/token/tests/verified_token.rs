@@ -94,6 +94,28 @@ fn cache_form_round_trips() {
     assert_eq!(VerifiedToken::from_cache_bytes(unprefixed), None);
 }
 
+/// Regression (fuzzing, the `strict_json` and `introspection` targets): serde_json's default float
+/// parser is not exact, so a float claim came back from the shared cache as a neighbouring value
+/// (a token meaning something else to another worker). serde_json's `float_roundtrip` fixes it.
+#[test]
+fn cache_form_keeps_floats_exactly() {
+    for x in [
+        9.591759328250236e160,
+        0.30000000000000004,
+        2.2250738585072014e-308,
+        1e300,
+        -0.1,
+    ] {
+        let mut p = claims();
+        p["ratio"] = json!(x);
+        p["nested"] = json!({"list": [x, -x]});
+        let t = verified(p);
+        let back = VerifiedToken::from_cache_bytes(&t.to_cache_bytes()).unwrap();
+        assert_eq!(back.claims()["ratio"].as_f64(), Some(x));
+        assert_eq!(back, t);
+    }
+}
+
 #[test]
 fn policy_test_constructor_is_lenient() {
     let names = ClaimNames::default();
