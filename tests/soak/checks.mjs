@@ -33,6 +33,10 @@ export function rssBound(cfg, readyKiB, { workers = 2, connections = 64 } = {}) 
   return { boundKiB, terms };
 }
 
+function answered0(results) {
+  return results.filter((r) => typeof r.status === 'number');
+}
+
 function pct(sorted, p) {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -63,7 +67,7 @@ function clusterLine(stats) {
 export function check(run) {
   const {
     opt, tl, cfg, t0, results, devices, opaque, samples, rssReady, statsBefore, stats, rotations, events,
-    rawStatuses, auditLog, envoyLog, collector, idp, fhir, envoyAlive,
+    rawStatuses, auditLog, accessLog, envoyLog, collector, idp, fhir, envoyAlive,
   } = run;
   const failures = [];
   const fail = (what, detail) => failures.push(`${what}: ${detail}`);
@@ -135,10 +139,20 @@ export function check(run) {
 
   // ---- latency bound (the filter waits at most for one JWKS fetch or one introspection, each
   // bounded by its timeout, plus the tick that resumes a stream on another worker)
+  // Asserted on Envoy's own duration (access log %DURATION%: first request byte to last response
+  // byte); the client's latency also counts its own queueing and this process's event loop.
   const boundMs = (Math.max(cfg.jwksTimeoutS, cfg.introspectionTimeoutS) + cfg.introspectionTimeoutS + 2 + 1) * 1000;
   const lat = results.filter((r) => typeof r.ms === 'number').map((r) => r.ms).sort((a, b) => a - b);
-  const overBound = results.filter((r) => r.ms > boundMs);
-  if (overBound.length > 0) fail('requests past the bound', `${overBound.length} over ${boundMs} ms (max ${Math.round(lat.at(-1))} ms)`);
+  const envoyMs = new Map();
+  for (const a of accessLog) if (a.request_id) envoyMs.set(a.request_id, Number(a.duration_ms));
+  const withEnvoy = answered0(results).filter((r) => envoyMs.has(r.id));
+  const envoyLat = withEnvoy.map((r) => envoyMs.get(r.id)).sort((a, b) => a - b);
+  const noAccessLog = answered0(results).length - withEnvoy.length;
+  const overBound = withEnvoy.filter((r) => envoyMs.get(r.id) > boundMs);
+  const clientOver = results.filter((r) => r.ms > boundMs).length;
+  if (overBound.length > 0) fail('requests past the bound (Envoy duration)', `${overBound.length} over ${boundMs} ms (max ${envoyLat.at(-1)} ms)`);
+  if (noAccessLog > 0) fail('answered requests missing from the access log', `${noAccessLog}`);
+  const lagMax = Math.max(0, ...samples.map((x) => x.lagMaxMs ?? 0));
 
   // ---- audit: log (record of truth) and collector reconciled
   const logCount = countBy(auditLog, (a) => a.requestId);
@@ -240,20 +254,22 @@ export function check(run) {
   for (const r of results) {
     if (typeof r.ms !== 'number') continue;
     const s = Math.floor((r.at - t0 + r.ms) / 1000);
-    const b = buckets.get(s) ?? { n: 0, lat: [], s5xx: 0, s401: 0, s503: 0 };
+    const b = buckets.get(s) ?? { n: 0, lat: [], elat: [], s5xx: 0, s401: 0, s503: 0 };
     b.n += 1;
     b.lat.push(r.ms);
+    if (envoyMs.has(r.id)) b.elat.push(envoyMs.get(r.id));
     if (r.status === 401) b.s401 += 1;
     if (r.status === 503) b.s503 += 1;
     if (r.status === 'reset' || r.status >= 500) b.s5xx += 1;
     buckets.set(s, b);
   }
-  const lines = ['t_s,rps,p50_ms,p99_ms,rss_mib,s401,s503,s5xx_or_reset'];
+  const lines = ['t_s,rps,p50_ms,p99_ms,rss_mib,s401,s503,s5xx_or_reset,loop_lag_max_ms,envoy_p99_ms'];
   for (const s of [...buckets.keys()].sort((a, b) => a - b)) {
     const b = buckets.get(s);
     b.lat.sort((x, y) => x - y);
+    b.elat.sort((x, y) => x - y);
     const sample = rss.reduce((best, x) => (Math.abs(x.t - s) < Math.abs(best.t - s) ? x : best), rss[0]);
-    lines.push([s, b.n, pct(b.lat, 50).toFixed(1), pct(b.lat, 99).toFixed(1), (sample.rssKiB / 1024).toFixed(1), b.s401, b.s503, b.s5xx].join(','));
+    lines.push([s, b.n, pct(b.lat, 50).toFixed(1), pct(b.lat, 99).toFixed(1), (sample.rssKiB / 1024).toFixed(1), b.s401, b.s503, b.s5xx, (sample.lagMaxMs ?? 0).toFixed(0), pct(b.elat, 99)].join(','));
   }
 
   // ---- table
@@ -270,7 +286,8 @@ export function check(run) {
     ['valid JWTs refused', `401: ${counts.jwt401}; 503: ${counts.jwt503} (all of them a new kid while the JWKS endpoint hung, or within one refresh after: ${counts.jwtNewKid503}); new-kid requests ${counts.jwtNewKid}, accepted ${counts.jwtNewKidOk}`],
     ['opaque 503 + Retry-After', `${counts.opaque503}, outside the introspection outage: ${counts.opaque503OutsideDown}; of them a 200 for the same token < cacheTtl before (shared ring collision or other worker): ${counts.opaque503CachedRecently}`],
     ['unexpected answers', `${counts.unexpected}; resets without an upstream fault: ${counts.resetsUnfaulted}; upstream-faulted requests: ${counts.upstreamFaulted}, resets ${resets.length} (with an audit record: ${resetsWithRecord})`],
-    ['latency', `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, p99.9 ${pct(lat, 99.9).toFixed(1)} ms, max ${lat.length ? lat.at(-1).toFixed(0) : 0} ms; bound ${boundMs} ms, over it: ${overBound.length}`],
+    ['latency (client)', `p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, p99.9 ${pct(lat, 99.9).toFixed(1)} ms, max ${lat.length ? lat.at(-1).toFixed(0) : 0} ms (over ${boundMs} ms: ${clientOver}); this process's event loop delay max ${lagMax.toFixed(0)} ms`],
+    ['latency (Envoy)', `p50 ${pct(envoyLat, 50)} ms, p99 ${pct(envoyLat, 99)} ms, max ${envoyLat.at(-1) ?? 0} ms; bound ${boundMs} ms, over it: ${overBound.length}`],
     ['audit log', `${auditLog.length} records; answered requests without one: ${auditMissing}, with several: ${auditDup}; records for unknown ids: ${foreign}`],
     ['audit collector', `received ${[...seen.keys()].length} (acknowledged ${shippedSeen}, in failed batches ${failedSeen}), duplicates ${collectorDup}; not at the collector ${notAtCollector} = dropped ${dropped} + failed unseen ${failedM - failedSeen}`],
     ['audit counters', `shipped ${shipped} + failed ${failedM} + dropped ${dropped} = ${shipped + failedM + dropped} (log ${auditLog.length}); queue depth at end ${depth}`],
@@ -291,7 +308,7 @@ export function check(run) {
   const json = {
     options: opt, config: cfg, windows: tl.windows, rotations: tl.rotations, cycle: tl.cycle, events: events.map((e) => ({ t: rel(e.at), what: e.what })),
     tokens: { devices: devices.length, opaque: usedOpaque }, requests: results.length,
-    counts, byStatus: Object.fromEntries(byStatus), boundMs, rss: { readyKiB: rssReady, peakKiB: peak, c1MaxKiB: c1Max, c2MaxKiB: c2Max, bound },
+    counts, byStatus: Object.fromEntries(byStatus), boundMs, envoyP99Ms: pct(envoyLat, 99), envoyMaxMs: envoyLat.at(-1) ?? 0, lagMaxMs: lagMax, rss: { readyKiB: rssReady, peakKiB: peak, c1MaxKiB: c1Max, c2MaxKiB: c2Max, bound },
     audit: { log: auditLog.length, shipped, failed: failedM, dropped, shippedSeen, failedSeen, notAtCollector, collectorDup },
     jwks: { fetches: jwksIdp.length, metric: jwksMetric, bound: jwksBound, maxPerRefresh, perRefreshBound, recoveries },
     introspection: { calls: introIdp, metric: introMetric, bound: introBound, distinctOpaque },

@@ -39,6 +39,7 @@ def main(run_dir, out):
     t = [int(r["t_s"]) for r in rows]
     rps = [int(r["rps"]) for r in rows]
     p99 = [float(r["p99_ms"]) for r in rows]
+    ep99 = [float(r["envoy_p99_ms"]) for r in rows]
     rss = [float(r["rss_mib"]) for r in rows]
     fig, axes = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True)
     seen = set()
@@ -53,7 +54,9 @@ def main(run_dir, out):
             ax.axvline(r, color="#674ea7", lw=1, ls="--")
     axes[0].plot(t, rps, color="black", lw=0.8)
     axes[0].set_ylabel("answers / s")
-    axes[1].plot(t, p99, color="#cc0000", lw=0.8)
+    axes[1].plot(t, p99, color="#cc0000", lw=0.8, label="client (from the scheduled time)")
+    axes[1].plot(t, ep99, color="#444444", lw=0.8, label="Envoy (access log duration)")
+    axes[1].legend(loc="upper right", fontsize=7, frameon=False)
     axes[1].set_ylabel("p99 latency (ms)")
     axes[1].axhline(report["boundMs"], color="#cc0000", ls=":", lw=1)
     axes[2].plot(t, rss, color="#0b5394", lw=1)

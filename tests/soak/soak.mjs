@@ -15,6 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startStack, baseConfig, introspectionConfig } from '../e2e/lib/stack.mjs';
 import { startCollector } from '../e2e/lib/collector.mjs';
 import { makeKeys } from '../e2e/lib/idp.mjs';
@@ -347,6 +348,10 @@ async function main() {
     };
 
     const samples = [];
+    // This process's event-loop delay (it runs the IdP, the upstream and the load generator):
+    // high values mean the machine, not Envoy, held requests back.
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     t0 = Date.now();
     const hr0 = performance.now();
     const interval = 1000 / opt.rate;
@@ -402,7 +407,10 @@ async function main() {
       }
       const now = Date.now();
       if (now - lastSample >= 1000) {
-        samples.push({ t: (now - t0) / 1000, rssKiB: rssKiB(pid), sent: n - lastSampleN, inflight: inflight.size });
+        samples.push({
+          t: (now - t0) / 1000, rssKiB: rssKiB(pid), sent: n - lastSampleN, inflight: inflight.size, lagMaxMs: lag.max / 1e6,
+        });
+        lag.reset();
         lastSample = now;
         lastSampleN = n;
         if (samples.length % 15 === 0) log(`${n} sent, ${inflight.size} in flight, rss ${Math.round((samples.at(-1).rssKiB ?? 0) / 1024)} MiB`);
@@ -426,7 +434,7 @@ async function main() {
     samples.push({ t: (Date.now() - t0) / 1000, rssKiB: rssKiB(pid), sent: 0, inflight: 0 });
     const report = check({
       opt, tl, cfg, t0, results, devices, opaque, samples, rssReady, statsBefore, stats, rotations, events,
-      rawStatuses, auditLog: envoy.auditRecords(), envoyLog: envoy.log(), collector, idp, fhir,
+      rawStatuses, auditLog: envoy.auditRecords(), accessLog: envoy.accessLog(), envoyLog: envoy.log(), collector, idp, fhir,
       envoyAlive: envoy.child.exitCode === null && envoy.child.signalCode === null,
     });
     fs.writeFileSync(path.join(opt.out, 'report.json'), JSON.stringify(report.json, null, 2));
