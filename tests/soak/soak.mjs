@@ -263,6 +263,8 @@ async function main() {
   const { idp, fhir, envoy, audience } = stack;
   let exitCode = 1;
   try {
+    // Slow, but well under the introspection timeout (1 s), also on a busy CI machine.
+    idp.faults.introspectionDelayMs = opt.short ? 200 : 400;
     const minter = new Minter(idp, audience);
     console.log(`minting ${opt.opaque} opaque tokens at the IdP's token endpoint ...`);
     const opaque = await mintOpaque(idp, opt.opaque);
