@@ -217,7 +217,7 @@ export function check(run) {
   const wasmKeys = Object.keys(stats).filter((k) => /wasm/.test(k) && !/fhirgate_/.test(k));
   const wasmDelta = {};
   for (const k of wasmKeys) if ((stats[k] ?? 0) !== (statsBefore[k] ?? 0)) wasmDelta[k] = `${statsBefore[k] ?? 0} -> ${stats[k]}`;
-  const vmCreatedDelta = Object.entries(wasmDelta).filter(([k]) => /created|restart|reload|fail/i.test(k));
+  const vmCreatedDelta = Object.entries(wasmDelta).filter(([k]) => /created|active|vm_count|restart|reload|fail/i.test(k));
   if (vmCreatedDelta.length > 0) fail('Wasm VM stats changed', JSON.stringify(Object.fromEntries(vmCreatedDelta)));
   if (!envoyAlive) fail('Envoy', 'exited during the run');
 
@@ -312,7 +312,7 @@ export function check(run) {
     audit: { log: auditLog.length, shipped, failed: failedM, dropped, shippedSeen, failedSeen, notAtCollector, collectorDup },
     jwks: { fetches: jwksIdp.length, metric: jwksMetric, bound: jwksBound, maxPerRefresh, perRefreshBound, recoveries },
     introspection: { calls: introIdp, metric: introMetric, bound: introBound, distinctOpaque },
-    wasmDelta, badLines: badLines.slice(0, 20), failures, table: rows,
+    wasmDelta, wasmStats: Object.fromEntries(wasmKeys.map((k) => [k, stats[k]])), badLines: badLines.slice(0, 20), failures, table: rows,
   };
   return { ok: failures.length === 0, markdown, json, csv: `${lines.join('\n')}\n` };
 }
