@@ -257,6 +257,18 @@ async function main() {
         }
       }
     }
+    // Envoy closes idle upstream connections before Node's servers do (their keep-alive timeout
+    // is 5 s): otherwise a request can go out on a connection the server is closing, and get a
+    // 503 from Envoy (a race of the test servers, not of the filter).
+    for (const c of b.static_resources.clusters) {
+      c.typed_extension_protocol_options = {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+          '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+          common_http_protocol_options: { idle_timeout: '3s' },
+          explicit_http_config: { http_protocol_options: {} },
+        },
+      };
+    }
     return b;
   };
   const stack = await startStack({ config: filterConfig, clusters: { audit: collector.port }, editBootstrap });
@@ -282,7 +294,7 @@ async function main() {
     const rand = rng(16);
     let fresh = 0;
     let garbageSent = 0;
-    const expectedJwt = opt.rate * opt.duration * 0.88;
+    const expectedJwt = opt.rate * opt.duration * 0.84;
     const pNew = Math.min(1, opt.tokens / expectedJwt);
     const raw = [];
     const rotations = [];

@@ -146,8 +146,9 @@ export class Idp {
     this.extraKeys = [];
     /** `{ at, answered }` per /jwks request (`answered`: 200, 500 or 'hang'). */
     this.jwksLog = [];
-    /** Introspection requests received (any answer). */
+    /** Introspection requests received (any answer), and `{ at, ms, finished }` for each. */
     this.introspections = 0;
+    this.introspectionLog = [];
     this.held = new Set();
     /** The TLS listener for certificate-bound tokens (`startTls`). */
     this.tlsServer = null;
@@ -285,6 +286,9 @@ export class Idp {
       if (req.url === '/jwks' && this.serveJwksFault(req, res)) return;
       if (req.method === 'POST' && req.url === '/token/introspection') {
         this.introspections += 1;
+        const at = Date.now();
+        // `finished`: the answer was written before the caller gave up (false: reset or timed out).
+        res.on('close', () => this.introspectionLog.push({ at, ms: Date.now() - at, finished: res.writableFinished }));
         if (this.faults.introspection === 'down') {
           req.socket.destroy();
           return;
