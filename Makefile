@@ -39,7 +39,7 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
         clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro bench-nop bench-smoke \
-        wasm-size tools-oci tools-prom oci prom-test istio-examples tools-fuzz fuzz
+        wasm-size tools-oci tools-prom oci prom-test istio-examples tools-fuzz fuzz soak soak-short tools-plot
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -56,6 +56,7 @@ help:
 	@echo "make bench-smoke  the benchmark harness in seconds (every cell answers, no timing)"
 	@echo "make bench-micro  criterion microbenchmarks of each stage"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300) each; not in make test"
+	@echo "make soak       9-minute soak through real Envoy under an IdP/collector/upstream fault timeline (tests/soak); not in make test"
 
 # ---------------------------------------------------------------- tools
 
@@ -211,7 +212,7 @@ envoy-certs: tools-openssl tools-node
 tools-openssl:
 	$(call apt_need,openssl,openssl)
 
-test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e
+test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e soak-short
 
 demo: tools-envoy tools-node tools-openssl wasm
 	cd "$(E2E)" && node demo.mjs
@@ -275,3 +276,25 @@ FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?=
 fuzz: tools-fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) "$(ROOT)/tools/fuzz.sh" $(FUZZ_TARGETS)
+
+# ---------------------------------------------------------------- soak (README, "Soak")
+
+# matplotlib in the project's .venv, for the soak's plot (installed once; a warm run does nothing).
+tools-plot: tools-envoy
+	@"$(VENV)/bin/python" -c 'import matplotlib' 2>/dev/null || { echo "pip install matplotlib into .venv"; \
+	  "$(VENV)/bin/pip" install --quiet --disable-pip-version-check matplotlib; }
+
+# The soak: Envoy (two workers) + fhirgate + oidc-provider + FHIR router + audit collector, 120
+# req/s for 9 minutes over >= 50,000 device tokens, two cycles of the fault timeline
+# (tests/soak/timeline.mjs); asserts, prints the table, writes tests/soak/results.md and
+# tests/soak/soak.png. Bounded by `timeout`. SOAK_ARGS overrides (e.g. --duration 120 --rate 80).
+SOAK_ARGS ?= --duration 540 --rate 120 --tokens 50000 --opaque 600
+soak: tools-envoy tools-node tools-plot wasm
+	@rc=0; cd "$(ROOT)/tests/soak" && timeout 1200 node soak.mjs $(SOAK_ARGS) --out "$(ROOT)/.run/soak/long" || rc=$$?; \
+	cp "$(ROOT)/.run/soak/long/report.md" "$(ROOT)/tests/soak/results.md" 2>/dev/null || true; \
+	"$(VENV)/bin/python" "$(ROOT)/tests/soak/plot.py" "$(ROOT)/.run/soak/long" "$(ROOT)/tests/soak/soak.png" || true; \
+	exit $$rc
+
+# The same script for 16 s (80 req/s, 800 tokens, both fault cycles compressed): part of `make test`.
+soak-short: tools-envoy tools-node wasm
+	cd "$(ROOT)/tests/soak" && timeout 180 node soak.mjs --short

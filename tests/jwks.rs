@@ -263,3 +263,92 @@ fn small_rsa_keys_and_bad_entries_are_dropped_with_a_log_line() {
     let t = tokens::token(&spec(), h.now_s());
     assert!(forwarded(&h.run(Req::get(READ).bearer(&t))));
 }
+
+/// Fails every JWKS callout in flight with HTTP 500; returns how many there were.
+fn fail_all(h: &mut Harness) -> usize {
+    let calls = h.callouts();
+    for c in &calls {
+        h.answer(
+            c.token,
+            CalloutResult::Response {
+                status: 500,
+                body: b"down".to_vec(),
+            },
+        );
+    }
+    calls.len()
+}
+
+#[test]
+fn a_new_kid_while_the_jwks_endpoint_fails_is_503_then_accepted_after_one_refresh() {
+    // The IdP rotated to rsa-2 but its JWKS endpoint fails: the token with the new kid cannot be
+    // checked. That is an IdP outage (503 + Retry-After), not a bad token (401).
+    let mut h = loaded(2);
+    let old = tokens::token(&spec(), h.now_s());
+    let new = tokens::rs256(&keys().rsa2, &spec(), h.now_s());
+    let id = h.send(0, Req::get(READ).bearer(&new));
+    assert_eq!(h.outcome(id), Outcome::Pending, "the unknown kid refetches");
+    assert_eq!(fail_all(&mut h), 1);
+    let out = h.outcome(id);
+    assert_eq!(out.status(), 503, "{}", out.text());
+    assert_eq!(out.header("retry-after").as_deref(), Some("7"));
+    assert_eq!(out.issue_code(), "transient");
+    // Within the failure backoff: 503 at once on both workers, no callout; old keys still serve.
+    for w in 0..2 {
+        let id = h.send(w, Req::get(READ).bearer(&new));
+        assert_eq!(h.outcome(id).status(), 503, "worker {w}");
+        assert!(forwarded(&h.run(Req::get(READ).bearer(&old))));
+    }
+    assert!(h.callouts().is_empty());
+    // The retry after the backoff (2 s) fails too: still 503, never 401.
+    h.advance(2_100);
+    h.tick();
+    assert_eq!(fail_all(&mut h), 1, "one scheduled retry across workers");
+    let id = h.send(1, Req::get(READ).bearer(&new));
+    for c in h.callouts() {
+        h.answer(
+            c.token,
+            CalloutResult::Response {
+                status: 500,
+                body: Vec::new(),
+            },
+        );
+    }
+    assert_eq!(h.outcome(id).status(), 503);
+    // The IdP is back with the rotated set, well within minRefetchInterval (30 s) of the failed
+    // kid refetch: the next attempt after the backoff (a request's or the tick's) loads it, and the
+    // new kid is accepted on every worker after that one refresh.
+    h.advance(4_100);
+    let id = h.send(1, Req::get(READ).bearer(&new));
+    assert_eq!(
+        h.outcome(id),
+        Outcome::Pending,
+        "the backoff passed: refetch"
+    );
+    assert_eq!(h.answer_all("idp", 200, &tokens::rotated_jwks()), 1);
+    h.tick();
+    assert!(forwarded(&h.outcome(id)), "{}", h.outcome(id).text());
+    for w in 0..2 {
+        let id = h.send(w, Req::get(READ).bearer(&new));
+        assert!(
+            forwarded(&h.outcome(id)),
+            "worker {w}: {}",
+            h.outcome(id).text()
+        );
+    }
+    assert!(h.callouts().is_empty());
+    assert_eq!(h.metric("jwks_fetches_total"), 4);
+}
+
+#[test]
+fn a_forged_kid_while_the_idp_is_healthy_stays_401() {
+    // The 503 above is only for a failing endpoint: a healthy IdP that does not know the kid
+    // makes it a bad token.
+    let mut h = loaded(1);
+    let t = tokens::rs256(&keys().attacker, &spec(), h.now_s());
+    let forged = tokens::with_header(&t, json!({"alg": "RS256", "typ": "at+jwt", "kid": "nope"}));
+    let id = h.send(0, Req::get(READ).bearer(&forged));
+    assert_eq!(h.answer_all("idp", 200, &tokens::jwks()), 1);
+    assert_eq!(h.outcome(id).status(), 401);
+    assert_eq!(h.run(Req::get(READ).bearer(&forged)).status(), 401);
+}

@@ -247,7 +247,8 @@ impl Worker {
         }
     }
 
-    /// A token named a `kid` we do not know (also after syncing): refetch, rate limited, and wait.
+    /// A token named a `kid` we do not know (also after syncing): refetch, rate limited, and wait;
+    /// 401 when the IdP's current key set lacks it, 503 while the JWKS endpoint fails.
     fn unknown_kid(&mut self, host: &dyn Host, index: usize) -> AuthStep {
         let Some(Some(keys)) = self.remote_keys.get_mut(index) else {
             return AuthStep::Deny(token_denial(&TokenError::UnknownKey));
@@ -258,6 +259,12 @@ impl Worker {
                 AuthStep::WaitKeys(index)
             }
             FetchStart::InFlight => AuthStep::WaitKeys(index),
+            // The endpoint is failing: whether the kid is genuine (a rotation) cannot be known,
+            // so this is an IdP outage (503 + Retry-After), never a 401.
+            FetchStart::NotNow if keys.failing(host) => AuthStep::Deny(unavailable(
+                "jwks.unavailable",
+                "the signing key is unknown and the key set cannot be refreshed; retry later",
+            )),
             FetchStart::NotNow => AuthStep::Deny(token_denial(&TokenError::UnknownKey)),
         }
     }

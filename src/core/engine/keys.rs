@@ -133,6 +133,11 @@ impl RemoteKeys {
             .map(|_| now_ms.saturating_sub(self.last_ok_ms) / 1000)
     }
 
+    /// Whether the last fetch (by any worker) failed: the endpoint is failing now.
+    pub fn failing(&self, host: &dyn Host) -> bool {
+        self.read_meta(host).0.failures > 0
+    }
+
     fn read_meta(&self, host: &dyn Host) -> (Meta, Option<u32>) {
         match host.shared_get(&self.meta_key) {
             Some((bytes, cas)) => (
@@ -206,10 +211,14 @@ impl RemoteKeys {
             }
             let allowed = match reason {
                 FetchReason::Scheduled => now >= meta.next_fetch_ms,
+                // While the endpoint fails, the failure backoff paces retries instead: a failed
+                // attempt did not tell whether the kid exists, so it must not cost a rotated
+                // key `minRefetchInterval` once the IdP is back.
                 FetchReason::UnknownKid => {
                     now.saturating_sub(meta.last_kid_refetch_ms)
                         >= self.source.min_refetch_interval_ms
                         || meta.last_kid_refetch_ms == 0
+                        || (meta.failures > 0 && now >= meta.next_fetch_ms)
                 }
                 FetchReason::Missing => {
                     now.saturating_sub(meta.last_attempt_ms) >= 1000 || meta.last_attempt_ms == 0

@@ -2,6 +2,7 @@
 // fhirgate's audit batches (`POST`, `application/x-ndjson`, one JSON record per line) and keeps
 // them for the tests. `mode` chooses how it answers: 'ok' (204), 'fail' (500) or 'hang' (never);
 // `stop()` takes it down (connection refused) and `start()` brings it back on the same port.
+// Each batch records how it was answered (`answered`), so a soak can reconcile what was shipped.
 import http from 'node:http';
 
 /** Starts a collector; `port` 0 picks a free one. */
@@ -31,7 +32,8 @@ export async function startCollector({ port = 0 } = {}) {
           records.push({ unparsable: line });
         }
       }
-      collector.batches.push({ path: req.url, headers: req.headers, body, records });
+      // `answered`: how this batch was answered ('ok' 204, 'fail' 500, 'hang' never).
+      collector.batches.push({ path: req.url, headers: req.headers, body, records, answered: collector.mode });
       if (collector.mode === 'hang') {
         held.add(res);
         return;

@@ -167,6 +167,14 @@ export class FhirServer {
     this.router = new FhirRouter();
     this.repo = new MemoryRepository();
     this.requests = [];
+    /**
+     * Fault switches (the soak, tests/soak): every `errorEvery`-th FHIR request is answered 500,
+     * every `truncateEvery`-th gets its headers and half its body and then a reset (0 = off).
+     * `faulted` maps the `x-request-id` of each such request to 'error' or 'truncate'.
+     */
+    this.faults = { errorEvery: 0, truncateEvery: 0 };
+    this.faulted = new Map();
+    this.fhirCount = 0;
     this.server = null;
     this.port = 0;
   }
@@ -191,9 +199,28 @@ export class FhirServer {
     if (this.requests.length > 200) this.requests.shift();
     res.setHeader('x-upstream-saw-fhirgate', fhirgateHeaderNames(req.headers));
     res.setHeader('x-upstream-saw-authorization', req.headers.authorization ? 'yes' : 'no');
+    let fault;
+    if (url.pathname.startsWith('/fhir/')) {
+      this.fhirCount += 1;
+      const { errorEvery, truncateEvery } = this.faults;
+      if (errorEvery > 0 && this.fhirCount % errorEvery === 0) fault = 'error';
+      else if (truncateEvery > 0 && this.fhirCount % truncateEvery === 0) fault = 'truncate';
+      if (fault) this.faulted.set(String(req.headers['x-request-id'] ?? ''), fault);
+    }
     const send = (status, body, type = 'application/fhir+json') => {
+      let text = typeof body === 'string' ? body : JSON.stringify(body);
+      if (fault === 'error') {
+        status = 500;
+        text = JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'injected fault' }] });
+      }
+      if (fault === 'truncate') {
+        res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+        res.write(text.slice(0, Math.floor(text.length / 2)));
+        setImmediate(() => res.socket?.destroy());
+        return;
+      }
       res.writeHead(status, { 'content-type': type });
-      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+      res.end(text);
     };
     if (url.pathname === '/echo' || url.pathname.startsWith('/echo/')) {
       await readBody(req);

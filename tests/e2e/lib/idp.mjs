@@ -136,6 +136,20 @@ export class Idp {
     this.revokedJti = new Set();
     this.requests = 0;
     this.jwksFetches = 0;
+    /**
+     * Fault switches (the soak, tests/soak): `jwks` 'ok' | 'fail' (HTTP 500) | 'hang' (never
+     * answers); `introspection` 'ok' | 'slow' (answers after `introspectionDelayMs`) | 'down'
+     * (the connection is reset). Only those two paths; every other endpoint keeps working.
+     */
+    this.faults = { jwks: 'ok', introspection: 'ok', introspectionDelayMs: 400 };
+    /** Extra private JWKs published at /jwks before oidc-provider's own (`publishKeys`). */
+    this.extraKeys = [];
+    /** `{ at, answered }` per /jwks request (`answered`: 200, 500 or 'hang'). */
+    this.jwksLog = [];
+    /** Introspection requests received (any answer), and `{ at, ms, finished }` for each. */
+    this.introspections = 0;
+    this.introspectionLog = [];
+    this.held = new Set();
     /** The TLS listener for certificate-bound tokens (`startTls`). */
     this.tlsServer = null;
     this.tlsPort = 0;
@@ -269,6 +283,26 @@ export class Idp {
     server.on('request', (req, res) => {
       this.requests += 1;
       if (req.url === '/jwks') this.jwksFetches += 1;
+      if (req.url === '/jwks' && this.serveJwksFault(req, res)) return;
+      if (req.method === 'POST' && req.url === '/token/introspection') {
+        this.introspections += 1;
+        const at = Date.now();
+        // `finished`: the answer was written before the caller gave up (false: reset or timed out).
+        res.on('close', () => this.introspectionLog.push({ at, ms: Date.now() - at, finished: res.writableFinished }));
+        if (this.faults.introspection === 'down') {
+          req.socket.destroy();
+          return;
+        }
+      }
+      if (req.method === 'POST' && req.url === '/token/introspection' && this.faults.introspection === 'slow') {
+        setTimeout(() => {
+          this.structuredTokenShim(req, res, callback).catch(() => {
+            if (!res.headersSent) res.writeHead(500);
+            res.end();
+          });
+        }, this.faults.introspectionDelayMs);
+        return;
+      }
       if (req.method === 'POST' && (req.url === '/token/introspection' || req.url === '/token/revocation')) {
         this.structuredTokenShim(req, res, callback).catch(() => {
           if (!res.headersSent) res.writeHead(500);
@@ -280,6 +314,42 @@ export class Idp {
     });
     this.server = server;
     return this;
+  }
+
+  /**
+   * Answers /jwks itself when a fault is set or extra keys are published (returns true), else
+   * leaves it to oidc-provider. Every request is logged in `jwksLog`.
+   */
+  serveJwksFault(req, res) {
+    const mode = this.faults.jwks;
+    const entry = { at: Date.now(), answered: 200 };
+    this.jwksLog.push(entry);
+    if (mode === 'fail') {
+      entry.answered = 500;
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('jwks endpoint failing');
+      return true;
+    }
+    if (mode === 'hang') {
+      entry.answered = 'hang';
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      return true;
+    }
+    if (this.extraKeys.length === 0) return false;
+    const strip = ({ d, p, q, dp, dq, qi, ...pub }) => pub; // eslint-disable-line no-unused-vars
+    res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+    res.end(JSON.stringify({ keys: [...this.extraKeys.map(strip), ...this.publicJwks().keys] }));
+    return true;
+  }
+
+  /**
+   * A rotation that keeps the old keys: `keys` (private JWKs, default `makeKeys()`, new kids) are
+   * published at /jwks before the current ones, without a restart. Returns them (to sign with).
+   */
+  publishKeys(keys = makeKeys()) {
+    this.extraKeys = [...keys, ...this.extraKeys];
+    return keys;
   }
 
   /**
@@ -387,6 +457,8 @@ export class Idp {
         tlsServer.closeAllConnections();
       });
     }
+    for (const res of this.held) res.destroy();
+    this.held.clear();
     const server = this.server;
     if (!server) return;
     this.server = null;
