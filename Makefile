@@ -253,8 +253,10 @@ tools-mutants:
 	@command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants"; cargo install --locked cargo-mutants; }
 
 # The security core: token verification, the FHIR request model, SMART, the decision, response
-# checks, consent and the exchange. Killed by fhirgate-core's unit tests (`--lib`; the harness in
-# tests/ kills more, but linking its binaries per mutant doubles the time). A full run takes hours
+# checks, consent and the exchange. Killed by fhirgate-core's unit tests (`--lib`, for the build
+# too: no doctest rlib; the harness in tests/ kills more, but building its binaries per mutant
+# triples the time). `--copy-target`: the copy starts from this checkout's target/debug, so only
+# fhirgate-core is rebuilt (no RUSTFLAGS such as --cap-lints, which would rebuild every dependency). A full run takes hours
 # on 2 cores: bound it with MUTANTS_TIMEOUT, pick files with MUTANTS_FILES, shard with
 # MUTANTS_ARGS='--shard 0/4'. Results: target/mutants/mutants.out (outcomes.json, caught.txt,
 # missed.txt); tests/mutants/REPORT.md is the committed summary.
@@ -266,5 +268,5 @@ MUTANTS_ARGS ?=
 
 mutants: tools-rust tools-mutants
 	timeout $(MUTANTS_TIMEOUT) cargo mutants -p fhirgate-core $(foreach f,$(MUTANTS_FILES),-f '$(f)') \
-	  -e '**/tests.rs' -e '**/tests/**' -j1 --timeout 120 --build-timeout 900 --cap-lints=true \
-	  --cargo-test-arg=--lib --copy-target=true --baseline=skip -o "$(ROOT)/target/mutants" $(MUTANTS_ARGS)
+	  -e '**/tests.rs' -e '**/tests/**' -j1 --timeout 120 --build-timeout 900 \
+	  --cargo-arg=--lib --copy-target=true --baseline=skip -o "$(ROOT)/target/mutants" $(MUTANTS_ARGS)
