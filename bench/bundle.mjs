@@ -39,7 +39,7 @@ function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-const path = `/fhir/Observation?patient=${PATIENT}&_count=100`;
+const path = `/fhir/Observation?patient=Patient/${PATIENT}&_count=100`;
 
 /** Seeds the router, takes its answer to `path` once, and replays it for that path. */
 async function memoize(fhir) {

@@ -550,3 +550,6 @@ pub fn request_value(req: &RequestInfo) -> Value {
         "query": params,
     })
 }
+
+#[cfg(test)]
+mod tests;

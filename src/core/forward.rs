@@ -71,6 +71,10 @@ mod tests {
         assert_ne!(a, pseudonym(&[7; 32], "https://idp", "bob").unwrap());
         assert!(!a.contains("alice"));
         assert_eq!(a.len(), 43);
+        // Known answer, computed outside the filter from the README's formula:
+        // printf 'https://idp\0alice' | openssl dgst -sha256 -mac HMAC \
+        //   -macopt hexkey:0707…07 (32 bytes) -binary | basenc --base64url | tr -d =
+        assert_eq!(a, "av9Am5AlKM_MyRzY6K3VD_J6Ty1C9Tte5sN9Jjpz7h4");
     }
 
     #[test]

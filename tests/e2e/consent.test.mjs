@@ -56,6 +56,8 @@ describe('consent by security labels', () => {
     stack = await startStack({
       config: (ctx) => baseConfig(ctx, { rules: RULES }),
       beforeEnvoy: async ({ fhir }) => fhir.seed(LABELLED),
+      // Patient/<id>/Condition below: the router has no compartment search (lib/fhir.mjs).
+      fhirFixtures: ['compartment-search'],
     });
     ({ envoy, idp } = stack);
     const alice = { scope: 'launch/patient patient/*.rs', patient: 'pat-alice' };
@@ -78,7 +80,7 @@ describe('consent by security labels', () => {
 
   test('a search Bundle loses unconsented labelled entries and says so; the audit has counts and codes only', async () => {
     const count = envoy.auditRecords().length;
-    const res = await get('/fhir/Observation?patient=pat-alice', tokens.alice);
+    const res = await get('/fhir/Observation?patient=Patient/pat-alice', tokens.alice);
     assert.equal(res.status, 200, res.text.slice(0, 300));
     assert.deepEqual(ids(res), ['obs-alice-hba1c', 'obs-alice-hr']);
     const oo = outcomeEntry(res);
@@ -109,9 +111,9 @@ describe('consent by security labels', () => {
     const psy = await get('/fhir/Observation/obs-alice-psy', tokens.alicePsy);
     assert.equal(psy.status, 200);
     assert.equal(psy.json.valueString, 'counselling note');
-    const search = await get('/fhir/Observation?patient=pat-alice', tokens.alicePsy);
+    const search = await get('/fhir/Observation?patient=Patient/pat-alice', tokens.alicePsy);
     assert.deepEqual(ids(search), ['obs-alice-hba1c', 'obs-alice-hr', 'obs-alice-psy']);
-    const all = await get('/fhir/Observation?patient=pat-alice', tokens.aliceAll);
+    const all = await get('/fhir/Observation?patient=Patient/pat-alice', tokens.aliceAll);
     assert.deepEqual(ids(all), ['obs-alice-hba1c', 'obs-alice-hiv', 'obs-alice-hr', 'obs-alice-psy', 'obs-alice-sud']);
     assert.equal(outcomeEntry(all), undefined);
     const cond = await get('/fhir/Patient/pat-alice/Condition', tokens.aliceAll);
@@ -124,9 +126,16 @@ describe('consent by security labels', () => {
   });
 
   test('labels apply to backend tokens too (no patient context)', async () => {
-    const res = await get('/fhir/Observation?code:text=Psychotherapy', tokens.backend);
+    // A search the router matches: straight at the upstream it returns Bob's labelled entries,
+    // so their absence through Envoy is the filter's doing, not an empty answer.
+    const path = '/fhir/Observation?patient=Patient/pat-bob';
+    const direct = await (await fetch(`${stack.fhir.url}${path}`)).json();
+    assert.deepEqual(direct.entry.map((e) => e.resource.id).sort(), ['obs-bob-bp', 'obs-bob-hiv', 'obs-bob-psy']);
+    const res = await get(path, tokens.backend);
     assert.equal(res.status, 200, res.text.slice(0, 300));
-    assert.ok(!res.text.includes('session 3'));
+    assert.deepEqual(ids(res), ['obs-bob-bp']);
+    assert.match(outcomeEntry(res)?.resource?.issue?.[0]?.diagnostics ?? '', /^2 result\(s\) withheld/);
+    assert.ok(!res.text.includes('session 3') && !res.text.includes('negative'));
     const carol = await get('/fhir/Observation/obs-carol-n', tokens.backend);
     assert.equal(carol.status, 200, 'normal confidentiality (N) is not sensitive');
   });
@@ -145,7 +154,7 @@ describe('consent by security labels', () => {
     assert.ok(rec);
     assert.equal(rec.redacted, 1);
     assert.equal(rec.withheld, 0);
-    const search = await get('/fhir/Observation?patient=pat-bob', tokens.clinician);
+    const search = await get('/fhir/Observation?patient=Patient/pat-bob', tokens.clinician);
     assert.equal(search.status, 200);
     assert.deepEqual(ids(search), ['obs-bob-bp', 'obs-bob-hiv', 'obs-bob-psy']);
     const redacted = search.json.entry.filter((e) => e.resource.meta?.security?.[0]?.code === 'REDACTED');

@@ -105,11 +105,11 @@ async function main() {
   const aliceApp = "Alice's patient app (patient/*.rs, patient=pat-alice, ES256)";
 
   await show("Alice's app reads her own record", aliceApp, 'GET', '/fhir/Patient/pat-alice', alice);
-  await show('... and searches her lab results', aliceApp, 'GET', '/fhir/Observation?patient=pat-alice&category=laboratory', alice);
+  await show('... and searches her lab results', aliceApp, 'GET', '/fhir/Observation?patient=Patient/pat-alice&category=laboratory', alice);
   await show('... and her counselling note, labelled PSY (her token carries no consent for it)', aliceApp,
     'GET', '/fhir/Observation/obs-alice-psy', alice);
   await show('... and all her observations: the labelled one is withheld from the Bundle', aliceApp,
-    'GET', '/fhir/Observation?patient=pat-alice', alice);
+    'GET', '/fhir/Observation?patient=Patient/pat-alice', alice);
   await show('The same app once Alice consented to PSY (consent claim in the token)', "Alice's app (consent: PSY)",
     'GET', '/fhir/Observation/obs-alice-psy', aliceConsent);
   await show("... then tries Bob's record (another patient)", aliceApp, 'GET', '/fhir/Patient/pat-bob', alice);

@@ -26,7 +26,7 @@ function verifyJws(token, jwks) {
 describe('infrastructure (no filter)', () => {
   let stack;
   before(async () => {
-    stack = await startStack({ config: null });
+    stack = await startStack({ config: null, fhirFixtures: ['compartment-search'] });
   });
   after(async () => {
     await stack?.stop();
@@ -101,10 +101,17 @@ describe('infrastructure (no filter)', () => {
     const read = await stack.envoy.request('/fhir/Patient/pat-alice');
     assert.equal(read.status, 200);
     assert.equal(read.json.id, 'pat-alice');
-    const search = await stack.envoy.request('/fhir/Observation?patient=pat-alice&category=laboratory');
+    const search = await stack.envoy.request('/fhir/Observation?patient=Patient/pat-alice&category=laboratory');
     assert.equal(search.status, 200);
     assert.deepEqual(search.json.entry.map((e) => e.resource.id), ['obs-alice-hba1c']);
+    // The router matches a reference parameter as Type/id only, and nothing rewrites it.
+    const bare = await stack.envoy.request('/fhir/Observation?patient=pat-alice');
+    assert.equal(bare.status, 200);
+    assert.deepEqual(bare.json.entry ?? [], [], 'the router matched a bare id: a rewrite is back');
+    assert.equal(search.headers['x-upstream-fixture'], undefined, 'a search answered by the router');
+    // The compartment search is a named fixture (the router has none), and says so.
     const compartment = await stack.envoy.request('/fhir/Patient/pat-bob/Observation');
+    assert.equal(compartment.headers['x-upstream-fixture'], 'compartment-search');
     assert.deepEqual(compartment.json.entry.map((e) => e.resource.id).sort(), ['obs-bob-bp', 'obs-bob-hiv']);
     const missing = await stack.envoy.request('/fhir/Patient/nobody');
     assert.equal(missing.status, 404);

@@ -120,7 +120,7 @@ describe('the dashboard and the alerts read what Envoy exports', () => {
     await expect('/fhir/Patient/pat-alice', 401, {});
     await expect('/fhir/Patient/pat-carol', 403, bearer(jwt));
     await expect('/fhir/Observation/obs-alice-hr', 403, bearer(patientsOnly));
-    await expect('/fhir/Observation?patient=pat-alice', 200, bearer(alice)); // the PSY entry is withheld
+    await expect('/fhir/Observation?patient=Patient/pat-alice', 200, bearer(alice)); // the PSY entry is withheld
     await expect('/fhir/Observation/obs-alice-psy', 403, bearer(alice));
     await expect('/fhir/Patient/pat-alice', 200, bearer(opaque));
     // A collector that hangs: batches time out, and the one-record queue overflows.

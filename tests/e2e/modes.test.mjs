@@ -106,7 +106,7 @@ for (const stopIteration of [true, false]) {
         assert.equal(saw.complete, false, 'never completed upstream');
         assert.equal(saw.aborted, true, 'the upstream request was reset');
       }
-      const search = await fetchRaw(envoy.listenPort, '/fhir/Observation?patient=pat-bob', { headers: bearer(await stack.idp.token({ scope: 'system/*.rs' })) });
+      const search = await fetchRaw(envoy.listenPort, '/fhir/Observation?patient=Patient/pat-bob', { headers: bearer(await stack.idp.token({ scope: 'system/*.rs' })) });
       assert.ok(!search.text.includes(`"x-request-id":"${id}"`));
     });
 
@@ -144,7 +144,7 @@ for (const stopIteration of [true, false]) {
       } else {
         assert.equal(res.complete, false, 'the response was cut off');
       }
-      const own = await fetchRaw(envoy.listenPort, '/fhir/Observation?patient=pat-alice', { headers: bearer(reader) });
+      const own = await fetchRaw(envoy.listenPort, '/fhir/Observation?patient=Patient/pat-alice', { headers: bearer(reader) });
       assert.equal(own.status, 200);
       assert.ok(own.complete && own.text.includes('pat-alice'), 'own data still flows');
       const record = await eventually(() => envoy.auditRecords().find((r) => r.requestId === id), { timeoutMs: 5000, intervalMs: 100 });

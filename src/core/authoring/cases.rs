@@ -263,7 +263,14 @@ pub fn run_cases(cases: &[Case], decider: &dyn Decider) -> Vec<CaseResult> {
         .map(|case| match decider.decide(case) {
             Ok(outcome) => {
                 let mut mismatches = compare(&case.expect, &outcome);
-                if case.response.is_some() && outcome.allowed && !outcome.response_checked {
+                if case.expect.decision == Decision::Deny && case.expect.reason.is_none() {
+                    mismatches.push(
+                        "a deny case must state its reason (the stable reason code), or it \
+                         cannot tell one denial from another"
+                            .to_string(),
+                    );
+                }
+                if case.response.is_some() && !outcome.response_checked {
                     mismatches.push(
                         "the case gives a response, but the filter checks no response for this \
                          request: the expectation about it would be ignored"

@@ -23,13 +23,13 @@ const CASES: &str = r#"[
    "expect": {"decision": "allow", "status": 200, "flags": []}},
   {"name": "write needs mfa", "token": {"sub": "u"},
    "request": {"method": "POST", "path": "/fhir/Observation", "body": {"resourceType": "Observation"}},
-   "expect": {"decision": "deny", "status": 401, "rule": "writes-need-mfa", "acrValues": "urn:mfa"}},
+   "expect": {"decision": "deny", "status": 401, "reason": "rule.step_up", "rule": "writes-need-mfa", "acrValues": "urn:mfa"}},
   {"name": "write with mfa", "token": {"sub": "u", "amr": ["pwd", "mfa"]},
    "request": {"method": "PUT", "path": "/fhir/Observation/9"},
    "expect": {"decision": "allow"}},
   {"name": "export from outside", "token": {"sub": "svc"},
    "request": {"path": "/fhir/$export"},
-   "expect": {"decision": "deny", "status": 403, "rule": "internal-only"}},
+   "expect": {"decision": "deny", "status": 403, "reason": "rule.denied", "rule": "internal-only"}},
   {"name": "export from inside", "token": {"sub": "svc"},
    "request": {"path": "/fhir/$export", "source": "10.9.9.9:1234"},
    "expect": {"decision": "allow"}},
@@ -93,6 +93,58 @@ fn failing_cases_and_missing_files_are_counted() {
     );
     assert!(text.contains("unknown variable 'nope'"), "{text}");
     assert!(text.ends_with("5 passed, 4 failed\n"));
+}
+
+/// The suite of `files(&[])` with `p.cases.json` replaced by `cases`.
+fn rules_only_with_cases(cases: &str) -> SuiteReport {
+    let mut all = files(&[]);
+    for (name, text) in &mut all {
+        if name == "p.cases.json" {
+            *text = cases.to_string();
+        }
+    }
+    rules_only(&all)
+}
+
+#[test]
+fn a_deny_case_without_a_reason_fails() {
+    let vague = CASES.replace(r#""reason": "rule.denied", "#, "");
+    let report = rules_only_with_cases(&vague);
+    let text = report.render();
+    assert_eq!(report.failed(), 1, "{text}");
+    assert!(
+        text.contains("FAIL p: export from outside\n     a deny case must state its reason"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_response_the_filter_never_checks_fails_the_case() {
+    // The rules-only decider checks no response: a case giving one (allowed or denied) must fail
+    // rather than pass with its expectation about the response silently ignored.
+    let with_response = CASES
+        .replace(
+            r#""request": {"path": "/fhir/Observation?patient=1"},"#,
+            r#""request": {"path": "/fhir/Observation?patient=1"}, "response": {"resourceType": "Bundle", "type": "searchset"},"#,
+        )
+        .replace(
+            r#""request": {"path": "/fhir/$export"},"#,
+            r#""request": {"path": "/fhir/$export"}, "response": {"resourceType": "Parameters"},"#,
+        );
+    assert_ne!(with_response, CASES);
+    let report = rules_only_with_cases(&with_response);
+    let text = report.render();
+    assert_eq!(report.failed(), 2, "{text}");
+    assert!(
+        text.contains(
+            "FAIL p: read ok\n     the case gives a response, but the filter checks no response"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL p: export from outside\n     the case gives a response"),
+        "{text}"
+    );
 }
 
 #[test]

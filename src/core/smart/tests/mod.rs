@@ -3,6 +3,8 @@
 mod authorize;
 mod bundles;
 mod compartment;
+#[cfg(not(target_arch = "wasm32"))]
+mod definition;
 mod granular;
 mod membership;
 mod narrow;
