@@ -14,9 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use fhirgate_core::config::Config;
 use fhirgate_core::consent::ConsentPolicy;
-use fhirgate_core::decision::ResponseCheck;
 use fhirgate_core::fhir::{self, query, FhirRequest};
-use fhirgate_core::response::{filter_response, LabelMode, ResponsePolicy, ResponseVerdict};
+use fhirgate_core::response::{
+    filter_response, LabelMode, ResponseCheck, ResponsePolicy, ResponseVerdict,
+};
 use fhirgate_core::rules::{Phase, RuleConfig, RuleInput, RuleSet, RuleVerdict};
 use fhirgate_core::smart::{Scope, ScopeSet};
 use fhirgate_core::token::dpop::{htu, verify_proof, ProofCheck};
@@ -398,11 +399,7 @@ fn label_policy() -> &'static ConsentPolicy {
 /// otherwise) is JSON that carries no sensitive `meta.security` label anywhere, and checking it
 /// again forwards it unchanged (the filter is idempotent).
 pub fn response(data: &[u8]) {
-    let check = ResponseCheck {
-        patient: Some("p1".into()),
-        granular: Vec::new(),
-        rules: false,
-    };
+    let check = ResponseCheck::for_scopes("patient/*.rs", Some("p1"));
     let consent = label_policy();
     let policy = ResponsePolicy {
         check: &check,
@@ -504,6 +501,7 @@ fn rule_input() -> &'static RuleInput {
             "scopes": ["patient/Observation.rs"], "patient": "p1", "fhirUser": "Practitioner/9",
             "claims": {"acr": "urn:mfa", "consent": ["R"], "n": 1.5, "roles": ["doctor"]}
         }),
+        token_cel: None,
         fhir: json!({
             "interaction": "search-type", "resourceType": "Observation", "id": "",
             "versionId": "", "operation": "", "params": {"patient": ["p1"]}, "conditional": false
