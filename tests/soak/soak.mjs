@@ -254,6 +254,11 @@ async function main() {
           // Keep the load generator's x-request-id and echo it, to reconcile with the audit.
           f.typed_config.preserve_external_request_id = true;
           f.typed_config.always_set_request_id_in_response = true;
+          // How long the request was held before it went upstream (the filter's decision time,
+          // waits for keys or introspection included); "-" for requests answered by the filter.
+          for (const al of f.typed_config.access_log ?? []) {
+            al.typed_config.log_format.json_format.held_ms = '%COMMON_DURATION(DS_RX_BEG:US_TX_BEG:ms)%';
+          }
         }
       }
     }
