@@ -20,6 +20,11 @@
 //!            pass / rewrite / 403 / 502 (full mode) or cut off (safe mode), then Audit
 //! ```
 //!
+//! A sender-constrained token (DPoP proof, certificate-bound token) passes through
+//! `CheckingSender` between `Authenticating` and the decision: [`Effect::CheckSender`] asks the
+//! engine to check the proof or certificate (replay cache included), [`Event::SenderChecked`]
+//! brings the answer.
+//!
 //! The exchange owns what the filter decides about a request's life: which headers the
 //! decision sees and which are removed, public discovery, when the headers are held and when
 //! they are released (see [`HoldMode`]), the rules' input (built once), the response policy,
