@@ -169,3 +169,30 @@ fn configured_labels_parse_as_system_bar_code() {
     assert!(!p.active());
     assert_eq!(p.all(), 0);
 }
+
+#[test]
+fn all_is_exactly_the_configured_labels() {
+    let p = ConsentPolicy::default();
+    let all = p.all();
+    assert_eq!(all.count_ones() as usize, p.labels.len());
+    assert_eq!(all, (1u64 << p.labels.len()) - 1);
+    assert_eq!(codes(&p, all).len(), p.labels.len());
+    let mut most = ConsentPolicy {
+        labels: (0..MAX_LABELS)
+            .map(|i| Label::new(ACT_CODE, &format!("L{i}")))
+            .collect(),
+        ..ConsentPolicy::default()
+    };
+    assert_eq!(most.all(), u64::MAX);
+    most.labels.truncate(63);
+    assert_eq!(most.all(), u64::MAX >> 1);
+}
+
+#[test]
+fn a_null_meta_carries_no_label_and_a_meta_of_another_shape_is_malformed() {
+    let p = ConsentPolicy::default();
+    let null_meta = json!({"resourceType": "Observation", "id": "o", "meta": null});
+    assert!(matches!(p.security_labels(&null_meta), Ok(0)));
+    let string_meta = json!({"resourceType": "Observation", "id": "o", "meta": "R"});
+    assert!(p.security_labels(&string_meta).is_err());
+}

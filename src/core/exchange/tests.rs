@@ -693,3 +693,28 @@ fn the_busy_answers_fail_closed_with_the_configured_realm() {
     assert!(r.headers.iter().any(|(n, _)| n == "retry-after"));
     assert_eq!(busy_reply(&cfg, Direction::Response).status, 502);
 }
+
+#[test]
+fn a_get_declaring_a_body_is_refused_on_its_headers_even_when_they_end_the_stream() {
+    let refused = |headers: &[(&str, &str)]| {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        hygiene::refused_on_headers("GET", "/fhir/Patient/1", &headers, true).map(|d| d.reason)
+    };
+    let unexpected = Some("request.unexpected_body".to_string());
+    assert_eq!(refused(&[("transfer-encoding", "chunked")]), unexpected);
+    assert_eq!(refused(&[("Transfer_Encoding", "chunked")]), unexpected);
+    assert_eq!(refused(&[("content-length", "12")]), unexpected);
+    assert_eq!(refused(&[("content-length", "0")]), None);
+    assert_eq!(refused(&[("accept", "application/fhir+json")]), None);
+    let duplicate = Some("request.duplicate_content_type".to_string());
+    let json = ("content-type", "application/fhir+json");
+    assert_eq!(refused(&[json, json]), duplicate);
+    assert_eq!(
+        refused(&[("content-type", "application/json, text/xml")]),
+        duplicate
+    );
+    assert_eq!(refused(&[json, ("accept", "application/fhir+json")]), None);
+}

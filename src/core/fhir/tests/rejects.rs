@@ -206,3 +206,15 @@ fn error_codes_are_stable_and_statuses_documented() {
         "bundle entry 3: dot segment in request path"
     );
 }
+
+#[test]
+fn an_entry_error_has_the_status_of_its_cause() {
+    let entry = |source: FhirError| FhirError::Entry {
+        index: 2,
+        source: Box::new(source),
+    };
+    assert_eq!(entry(FhirError::UnsupportedMediaType).status(), 415);
+    assert_eq!(entry(FhirError::MethodNotAllowed).status(), 405);
+    assert_eq!(entry(FhirError::NotFhir).status(), 404);
+    assert_eq!(entry(FhirError::TooManyEntries).status(), 413);
+}
