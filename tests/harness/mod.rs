@@ -148,6 +148,18 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Reads one simulated stream (`None` when it is unknown).
+    fn stream<T>(&self, id: StreamId, f: impl FnOnce(&SimStream) -> T) -> Option<T> {
+        self.streams.borrow().get(&id).map(f)
+    }
+
+    /// Changes one simulated stream (nothing when it is unknown).
+    fn stream_mut(&self, id: StreamId, f: impl FnOnce(&mut SimStream)) {
+        if let Some(s) = self.streams.borrow_mut().get_mut(&id) {
+            f(s);
+        }
+    }
+
     fn count(&self, call: &'static str) {
         *self.hostcalls.borrow_mut().entry(call).or_insert(0) += 1;
     }
@@ -172,16 +184,12 @@ pub struct SimHost<'a> {
 }
 
 impl SimHost<'_> {
-    /// Reads one simulated stream (`None` when it is unknown).
     fn stream<T>(&self, stream: StreamId, f: impl FnOnce(&SimStream) -> T) -> Option<T> {
-        self.sim.streams.borrow().get(&stream).map(f)
+        self.sim.stream(stream, f)
     }
 
-    /// Changes one simulated stream (nothing when it is unknown).
     fn stream_mut(&self, stream: StreamId, f: impl FnOnce(&mut SimStream)) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&stream) {
-            f(s);
-        }
+        self.sim.stream_mut(stream, f)
     }
 }
 
@@ -633,27 +641,15 @@ impl Harness {
     }
 
     fn replied(&self, id: StreamId) -> bool {
-        self.sim
-            .streams
-            .borrow()
-            .get(&id)
-            .is_some_and(|s| s.reply.is_some())
+        self.sim.stream(id, |s| s.reply.is_some()).unwrap_or(false)
     }
 
     fn mark(&self, id: StreamId, f: impl FnOnce(&mut SimStream)) {
-        if let Some(s) = self.sim.streams.borrow_mut().get_mut(&id) {
-            f(s);
-        }
+        self.sim.stream_mut(id, f)
     }
 
     fn deliver_body(&mut self, worker: usize, id: StreamId) {
-        let len = self
-            .sim
-            .streams
-            .borrow()
-            .get(&id)
-            .map(|s| s.body.len())
-            .unwrap_or(0);
+        let len = self.sim.stream(id, |s| s.body.len()).unwrap_or(0);
         self.mark(id, |s| s.body_pending = false);
         let host = SimHost {
             sim: &self.sim,
@@ -784,10 +780,8 @@ impl Harness {
         let a = self.workers[worker].on_response_headers(&host, stream, body.is_empty());
         let replaced = self
             .sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .is_some_and(|s| s.response_reply.is_some() || s.response_reset);
+            .stream(stream, |s| s.response_reply.is_some() || s.response_reset)
+            .unwrap_or(false);
         if !replaced {
             match a {
                 Action::Continue => {
@@ -810,10 +804,7 @@ impl Harness {
     fn deliver_response_body(&mut self, worker: usize, stream: StreamId) {
         let len = self
             .sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.response_body.len())
+            .stream(stream, |s| s.response_body.len())
             .unwrap_or(0);
         let host = SimHost {
             sim: &self.sim,
@@ -822,10 +813,7 @@ impl Harness {
         let b = self.workers[worker].on_response_body(&host, stream, len, true);
         let (reset, replied) = self
             .sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| (s.response_reset, s.response_reply.is_some()))
+            .stream(stream, |s| (s.response_reset, s.response_reply.is_some()))
             .unwrap_or_default();
         assert!(
             b == Action::Continue || reset || replied,
@@ -861,20 +849,15 @@ impl Harness {
         for (i, chunk) in chunks.iter().enumerate() {
             let replaced = self
                 .sim
-                .streams
-                .borrow()
-                .get(&stream)
-                .is_some_and(|s| s.response_reply.is_some() || s.response_reset);
+                .stream(stream, |s| s.response_reply.is_some() || s.response_reset)
+                .unwrap_or(false);
             if replaced {
                 break;
             }
             self.mark(stream, |s| s.response_body.extend_from_slice(chunk));
             let len = self
                 .sim
-                .streams
-                .borrow()
-                .get(&stream)
-                .map(|s| s.response_body.len())
+                .stream(stream, |s| s.response_body.len())
                 .unwrap_or(0);
             let host = SimHost {
                 sim: &self.sim,
@@ -895,10 +878,8 @@ impl Harness {
     pub fn release_response(&mut self, worker: usize, stream: StreamId) -> ClientView {
         let resumed = self
             .sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .is_some_and(|s| s.response_resumed);
+            .stream(stream, |s| s.response_resumed)
+            .unwrap_or(false);
         if resumed {
             self.mark(stream, |s| {
                 s.response_resumed = false;
@@ -964,10 +945,7 @@ impl Harness {
     /// The access-log values the filter set on a stream.
     pub fn filter_state(&self, stream: StreamId) -> BTreeMap<String, String> {
         self.sim
-            .streams
-            .borrow()
-            .get(&stream)
-            .map(|s| s.filter_state.clone())
+            .stream(stream, |s| s.filter_state.clone())
             .unwrap_or_default()
     }
 
