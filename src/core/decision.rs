@@ -507,7 +507,6 @@ fn fhir_denial(e: &FhirError) -> Denial {
     let kind = match e.status() {
         404 => DenyKind::NotFound,
         413 => DenyKind::TooLarge,
-        403 => DenyKind::Forbidden,
         _ => DenyKind::BadRequest,
     };
     Denial::new(kind, format!("fhir.{}", e.code()), e.to_string())

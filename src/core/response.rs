@@ -327,9 +327,10 @@ fn fate(
     if verdict.redact.is_some() {
         return Ok(Fate::Redact(None));
     }
+    // `tree.labels` holds labels only where they apply ([`labels_apply`]).
     let ungranted = match p.consent {
-        Some((_, granted)) if p.mode != LabelMode::Off => tree.labels & !granted,
-        _ => 0,
+        Some((_, granted)) => tree.labels & !granted,
+        None => 0,
     };
     Ok(match (ungranted, verdict.allow) {
         (0, _) | (_, Some(_)) => Fate::Keep,

@@ -196,3 +196,41 @@ fn a_null_meta_carries_no_label_and_a_meta_of_another_shape_is_malformed() {
     let string_meta = json!({"resourceType": "Observation", "id": "o", "meta": "R"});
     assert!(p.security_labels(&string_meta).is_err());
 }
+
+/// The nesting limit is exact: a label at depth `MAX_DEPTH` (a resource contained that many
+/// times, or a parameter part that deep) is read as it is; one level deeper fails closed (every
+/// label). Counted the same way through `contained`, `entry` and `parameter`/`part`.
+#[test]
+fn the_depth_limit_is_exact_whichever_way_resources_nest() {
+    let p = ConsentPolicy::default();
+    let hiv = || json!({"resourceType": "Condition", "meta": {"security": [{"system": ACT_CODE, "code": "HIV"}]}});
+    let contained = |levels: usize| {
+        let mut r = hiv();
+        for _ in 0..levels {
+            r = json!({"resourceType": "Observation", "contained": [r]});
+        }
+        r
+    };
+    assert_eq!(codes(&p, p.labels_of(&contained(MAX_DEPTH))), ["HIV"]);
+    assert_eq!(p.labels_of(&contained(MAX_DEPTH + 1)), p.all());
+    assert_eq!(codes(&p, p.own_labels(&contained(MAX_DEPTH))), ["HIV"]);
+    assert_eq!(p.own_labels(&contained(MAX_DEPTH + 1)), p.all());
+    // a Parameters resource at depth 0 holds its parameters at depth 1, their parts at 2, ...
+    let parts = |levels: usize| {
+        let mut q = json!({"name": "leaf", "resource": hiv()});
+        for _ in 1..levels {
+            q = json!({"name": "p", "part": [q]});
+        }
+        json!({"resourceType": "Parameters", "parameter": [q]})
+    };
+    assert_eq!(codes(&p, p.labels_of(&parts(MAX_DEPTH))), ["HIV"]);
+    assert_eq!(p.labels_of(&parts(MAX_DEPTH + 1)), p.all());
+    // an unlabelled chain one level too deep still fails closed, one level less carries nothing
+    let mut bare = json!({"resourceType": "Observation"});
+    for _ in 0..MAX_DEPTH {
+        bare = json!({"resourceType": "Bundle", "entry": [{"resource": bare}]});
+    }
+    assert_eq!(p.labels_of(&bare), 0);
+    let deeper = json!({"resourceType": "Bundle", "entry": [{"resource": bare}]});
+    assert_eq!(p.labels_of(&deeper), p.all());
+}

@@ -435,12 +435,14 @@ fn upstream_at(ex: &mut Exchange, path: &str, scope: &str, patient: Option<&str>
         true,
     );
     assert!(has(&out, |e| matches!(e, Effect::Authenticate(_))));
+    assert!(!ex.is_done(), "authenticating");
     let (v, out) = feed(ex, Event::Authenticated(Ok(token(scope, patient))), T0);
     assert_eq!(v, Verdict::Continue);
     assert!(
         audits(&out).is_empty(),
         "the record waits for the response check"
     );
+    assert!(!ex.is_done(), "the response is still to be checked");
     assert!(removed(&out).contains(&"accept-encoding"));
 }
 
@@ -717,4 +719,173 @@ fn a_get_declaring_a_body_is_refused_on_its_headers_even_when_they_end_the_strea
         duplicate
     );
     assert_eq!(refused(&[json, ("accept", "application/fhir+json")]), None);
+}
+
+/// The body limit (`fhir.maxBodyBytes`) is inclusive wherever the body is counted: declared by
+/// `content-length`, buffered before the token is verified (full mode) and after it.
+#[test]
+fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
+    let cfg = config(json!({"fhir": {"basePath": "/fhir", "maxBodyBytes": 1024}}));
+    let scope = "patient/Observation.cu";
+    let post = |len: Option<usize>| {
+        let mut extra = vec![BEARER];
+        let cl = len.map(|n| n.to_string());
+        if let Some(cl) = &cl {
+            extra.push(("content-length", cl.as_str()));
+        }
+        headers("POST", "/fhir/Observation", &extra)
+    };
+    let body = |ex: &mut Exchange, n: usize| {
+        feed(
+            ex,
+            Event::RequestBody {
+                buffered: n,
+                end_of_stream: false,
+            },
+            T0,
+        )
+    };
+    let refused = |out: &[Effect]| reply(out).map(|r| r.status) == Some(413);
+    // declared
+    for (n, over) in [(1024, false), (1025, true)] {
+        let mut ex = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+        let (_, out) = request(&mut ex, post(Some(n)), false);
+        assert_eq!(refused(&out), over, "content-length {n}");
+        assert_eq!(ex.is_done(), over);
+    }
+    // buffered while the token is being verified
+    for (n, over) in [(1024, false), (1025, true)] {
+        let mut ex = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+        request(&mut ex, post(None), false);
+        let (_, out) = body(&mut ex, n);
+        assert_eq!(refused(&out), over, "{n} bytes before authentication");
+        assert_eq!(ex.is_done(), over);
+    }
+    // buffered after it
+    for (n, over) in [(1024, false), (1025, true)] {
+        let mut ex = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+        request(&mut ex, post(None), false);
+        feed(
+            &mut ex,
+            Event::Authenticated(Ok(token(scope, Some("123")))),
+            T0,
+        );
+        assert!(!ex.is_done());
+        let (_, out) = body(&mut ex, n);
+        assert_eq!(refused(&out), over, "{n} bytes after authentication");
+        assert_eq!(ex.is_done(), over);
+    }
+}
+
+/// What the engine reads between callbacks: whether the request waits for its token or body, and
+/// since when (its bound on waits), through every state.
+#[test]
+fn the_engine_sees_each_state_and_when_the_request_began() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    assert_eq!(
+        (ex.is_authenticating(), ex.is_undecided(), ex.started_ms()),
+        (false, false, None)
+    );
+    let (_, out) = request(
+        &mut ex,
+        headers("POST", "/fhir/Observation", &[BEARER]),
+        false,
+    );
+    let credential = out
+        .iter()
+        .find_map(|e| match e {
+            Effect::Authenticate(c) => Some(format!("{c:?}")),
+            _ => None,
+        })
+        .expect("authenticate");
+    assert!(credential.starts_with("Credential") && credential.contains("Bearer"));
+    assert!(
+        !credential.contains("abc.def.ghi"),
+        "Debug never prints the token"
+    );
+    assert_eq!(
+        (ex.is_authenticating(), ex.is_undecided(), ex.started_ms()),
+        (true, true, Some(T0))
+    );
+    // the sender check: no longer authenticating, still undecided
+    let mut out = Vec::new();
+    ex.handle(
+        Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+        T0 + 5,
+        &mut out,
+    );
+    assert!(has(&out, |e| matches!(e, Effect::CheckSender(..))));
+    assert_eq!(
+        (ex.is_authenticating(), ex.is_undecided(), ex.started_ms()),
+        (false, false, Some(T0))
+    );
+    ex.handle(Event::SenderChecked(Ok(())), T0 + 6, &mut out);
+    // reading the body
+    assert_eq!(
+        (ex.is_authenticating(), ex.is_undecided(), ex.started_ms()),
+        (false, true, Some(T0))
+    );
+    let body = observation("123");
+    feed(
+        &mut ex,
+        Event::RequestBody {
+            buffered: body.len(),
+            end_of_stream: true,
+        },
+        T0 + 7,
+    );
+    let (v, _) = feed(&mut ex, Event::RequestBodyRead(body), T0 + 8);
+    assert_eq!(v, Verdict::Continue);
+    // upstream, then checking the response
+    assert_eq!(
+        (ex.is_authenticating(), ex.is_undecided(), ex.started_ms()),
+        (false, false, Some(T0))
+    );
+    assert!(!ex.is_done());
+    feed(&mut ex, response_headers("201", &[]), T0 + 9);
+    assert_eq!(ex.started_ms(), Some(T0));
+    body_events(&mut ex, observation("123"));
+    assert!(ex.is_done());
+    assert_eq!(ex.started_ms(), None);
+}
+
+/// What the worker learns about the proxy reaches an exchange that has begun (`Unknown` teaches
+/// nothing and changes nothing).
+#[test]
+fn a_learned_mode_changes_how_the_exchange_holds() {
+    let after_auth = |initial: HoldMode, learned: &[HoldMode]| {
+        let mut ex = Exchange::new(config(json!({})), initial);
+        for m in learned {
+            ex.set_mode(*m);
+        }
+        request(
+            &mut ex,
+            headers("POST", "/fhir/Observation", &[BEARER]),
+            false,
+        );
+        feed(
+            &mut ex,
+            Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+            T0,
+        )
+        .0
+    };
+    assert_eq!(after_auth(HoldMode::Safe, &[]), Verdict::Continue);
+    assert_eq!(after_auth(HoldMode::Full, &[]), Verdict::Pause);
+    assert_eq!(
+        after_auth(HoldMode::Safe, &[HoldMode::Full]),
+        Verdict::Pause
+    );
+    assert_eq!(
+        after_auth(HoldMode::Full, &[HoldMode::Safe]),
+        Verdict::Continue
+    );
+    assert_eq!(
+        after_auth(HoldMode::Full, &[HoldMode::Unknown]),
+        Verdict::Pause
+    );
+    assert_eq!(
+        after_auth(HoldMode::Safe, &[HoldMode::Unknown]),
+        Verdict::Continue
+    );
 }

@@ -402,3 +402,163 @@ fn flag_rules_fire_per_resource() {
     assert_eq!(c.flags, ["saw-psy"]);
     assert_eq!(c.verdict, ResponseVerdict::Pass);
 }
+
+/// Nesting is followed down to `MAX_DEPTH` exactly: a resource held that deep (in parameter parts,
+/// contained resources or a document's entries) is checked like any other and passes when it may
+/// be read; one level deeper is withheld whatever it is.
+#[test]
+fn the_depth_limit_is_exact_for_parts_contained_and_entries() {
+    let check = patient_check("123");
+    let passes =
+        |v: &Value| check_response(v.to_string().as_bytes(), &check) == ResponseVerdict::Pass;
+    // Parameters at depth 0, its parameter at 1, each part one more; the part's resource at its depth.
+    let parts = |depth: usize| {
+        let mut q = json!({"name": "leaf", "resource": obs("o", "123")});
+        for _ in 1..depth {
+            q = json!({"name": "p", "part": [q]});
+        }
+        json!({"resourceType": "Parameters", "parameter": [q]})
+    };
+    assert!(passes(&parts(MAX_DEPTH)));
+    assert!(!passes(&parts(MAX_DEPTH + 1)));
+    let contained = |depth: usize| {
+        let mut r = obs("o", "123");
+        for i in 0..depth {
+            let mut outer = obs(&format!("c{i}"), "123");
+            outer["contained"] = json!([r]);
+            r = outer;
+        }
+        r
+    };
+    assert!(passes(&contained(MAX_DEPTH)));
+    assert!(!passes(&contained(MAX_DEPTH + 1)));
+}
+
+#[test]
+fn the_label_mode_follows_what_the_interaction_returns() {
+    use crate::fhir::Interaction as I;
+    for (i, mode) in [
+        (I::Delete, LabelMode::Off),
+        (I::Capabilities, LabelMode::Off),
+        (I::Create, LabelMode::Write),
+        (I::Update, LabelMode::Write),
+        (I::Patch, LabelMode::Write),
+        (I::Read, LabelMode::Read),
+        (I::Vread, LabelMode::Read),
+        (I::SearchType, LabelMode::Read),
+        (I::HistoryInstance, LabelMode::Read),
+        (I::Batch, LabelMode::Read),
+        (I::Operation, LabelMode::Read),
+    ] {
+        assert_eq!(LabelMode::of(i), mode, "{i:?}");
+    }
+    // Off: a labelled answer (a delete's OperationOutcome-less echo) is neither withheld nor
+    // redacted, whatever the consent
+    for body in [
+        labelled("o1", "123", "PSY"),
+        search(vec![labelled("a", "123", "HIV")]),
+    ] {
+        let c = run(
+            &body,
+            &no_check(),
+            json!(null),
+            &RuleSet::default(),
+            LabelMode::Off,
+        );
+        assert_eq!(c.verdict, ResponseVerdict::Pass);
+        assert_eq!(c.summary, ResponseSummary::default());
+    }
+}
+
+#[test]
+fn rules_see_the_answer_and_each_entry_but_not_the_searchset_itself() {
+    // a deny rule that refuses any Bundle or Parameters it is shown
+    let set = rules(&[(
+        "no-containers",
+        Effect::Deny,
+        "resource.resourceType != 'Bundle' && resource.resourceType != 'Parameters'",
+    )]);
+    let c = run(
+        &search(vec![obs("a", "123")]),
+        &no_check(),
+        json!(null),
+        &set,
+        LabelMode::Read,
+    );
+    assert_eq!(
+        c.verdict,
+        ResponseVerdict::Pass,
+        "the searchset is not a resource the rules see"
+    );
+    // an operation's Parameters is the answer: the rules see it
+    let params =
+        json!({"resourceType": "Parameters", "parameter": [{"name": "x", "valueString": "y"}]});
+    let c = run(&params, &no_check(), json!(null), &set, LabelMode::Read);
+    assert!(
+        matches!(c.verdict, ResponseVerdict::Deny(_)),
+        "{:?}",
+        c.verdict
+    );
+    assert_eq!(c.summary.withheld_rules, ["no-containers"]);
+    // a Bundle inside a searchset (a document found by a search) is an entry: the rules see it
+    let doc = json!({"resourceType": "Bundle", "id": "d", "type": "document", "entry": []});
+    let c = run(
+        &search(vec![obs("a", "123"), doc]),
+        &no_check(),
+        json!(null),
+        &set,
+        LabelMode::Read,
+    );
+    assert_eq!(c.summary.withheld(), 1);
+}
+
+#[test]
+fn a_rule_that_withholds_many_entries_is_named_once() {
+    let set = rules(&[
+        ("not-b", Effect::Deny, "!resource.id.startsWith('b')"),
+        ("not-c", Effect::Deny, "!resource.id.startsWith('c')"),
+    ]);
+    let bundle = search(vec![
+        obs("a", "123"),
+        obs("b1", "123"),
+        obs("b2", "123"),
+        obs("c1", "123"),
+        obs("b3", "123"),
+    ]);
+    let c = run(&bundle, &no_check(), json!(null), &set, LabelMode::Read);
+    assert_eq!(c.summary.withheld(), 4);
+    assert_eq!(c.summary.withheld_rules, ["not-b", "not-c"]);
+}
+
+#[test]
+fn the_audit_summary_names_redactions_only_when_there_are_some() {
+    let mut s = ResponseSummary::default();
+    assert_eq!(serde_json::to_value(&s).unwrap(), json!({}));
+    s.redacted = 2;
+    assert_eq!(serde_json::to_value(&s).unwrap(), json!({"redacted": 2}));
+}
+
+#[test]
+fn an_entry_outcome_beside_a_resource_is_checked_and_a_null_one_is_nothing() {
+    let check = patient_check("123");
+    let batch = |outcome: Value| {
+        json!({"resourceType": "Bundle", "type": "batch-response", "entry": [
+            {"resource": obs("a", "123"), "response": {"status": "200 OK", "outcome": outcome}}]})
+    };
+    let v = |b: &Value| check_response(b.to_string().as_bytes(), &check);
+    assert_eq!(v(&batch(json!(null))), ResponseVerdict::Pass);
+    assert_eq!(
+        v(&batch(
+            json!({"resourceType": "OperationOutcome", "issue": []})
+        )),
+        ResponseVerdict::Pass
+    );
+    // a server that answers another patient in the outcome slot loses the entry
+    let ResponseVerdict::Rewrite { withheld, body } =
+        v(&batch(json!({"resourceType": "Patient", "id": "999"})))
+    else {
+        panic!("the entry is withheld")
+    };
+    assert_eq!(withheld, 1);
+    assert!(!String::from_utf8_lossy(&body).contains("999"));
+}

