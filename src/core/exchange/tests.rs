@@ -889,3 +889,283 @@ fn a_learned_mode_changes_how_the_exchange_holds() {
         Verdict::Continue
     );
 }
+
+#[test]
+fn hold_modes_are_stored_by_name_and_read_back() {
+    for mode in [HoldMode::Unknown, HoldMode::Full, HoldMode::Safe] {
+        assert_eq!(HoldMode::parse(mode.as_str()), Some(mode));
+    }
+    assert_eq!(
+        [HoldMode::Unknown, HoldMode::Full, HoldMode::Safe].map(HoldMode::as_str),
+        ["unknown", "full", "safe"]
+    );
+    for text in ["", "Full", "SAFE", "full ", "none"] {
+        assert_eq!(HoldMode::parse(text), None, "{text:?}");
+    }
+}
+
+/// A write whose headers end the stream has no body to wait for: it is decided as soon as its
+/// token is (here refused: no resource is no resource in the patient's compartment), never left
+/// waiting.
+#[test]
+fn a_write_without_a_body_is_decided_at_once() {
+    for mode in [HoldMode::Full, HoldMode::Safe] {
+        let mut ex = Exchange::new(config(json!({})), mode);
+        request(
+            &mut ex,
+            headers("POST", "/fhir/Observation", &[BEARER]),
+            true,
+        );
+        let (v, out) = feed(
+            &mut ex,
+            Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+            T0,
+        );
+        assert!(
+            has(&out, |e| matches!(e, Effect::ReadRequestBody(0))) || reply(&out).is_some(),
+            "{mode:?}: {out:?}"
+        );
+        let out = match reply(&out) {
+            Some(_) => out,
+            None => feed(&mut ex, Event::RequestBodyRead(Vec::new()), T0).1,
+        };
+        assert_eq!(reply(&out).map(|r| r.status), Some(403), "{mode:?}");
+        assert_eq!(audits(&out)[0].reason, "smart.write_outside_compartment");
+        assert_eq!(v, Verdict::Pause);
+        assert!(!ex.is_undecided());
+    }
+}
+
+/// A mode is learned once, by an exchange that did not know it; one that knows it teaches nothing.
+#[test]
+fn the_mode_is_learned_once_and_only_when_unknown() {
+    let learned = |initial: HoldMode| {
+        let mut ex = Exchange::new(config(json!({})), initial);
+        let mut all = request(
+            &mut ex,
+            headers("POST", "/fhir/Observation", &[BEARER]),
+            false,
+        )
+        .1;
+        let body = observation("123");
+        // two body events while the headers are held, then the token, then the body
+        for (n, eos) in [(10, false), (body.len(), true)] {
+            all.extend(
+                feed(
+                    &mut ex,
+                    Event::RequestBody {
+                        buffered: n,
+                        end_of_stream: eos,
+                    },
+                    T0,
+                )
+                .1,
+            );
+        }
+        all.extend(
+            feed(
+                &mut ex,
+                Event::Authenticated(Ok(token("patient/Observation.cu", Some("123")))),
+                T0,
+            )
+            .1,
+        );
+        all.extend(feed(&mut ex, Event::RequestBodyRead(body), T0).1);
+        all.iter()
+            .filter_map(|e| match e {
+                Effect::Learned(m) => Some(*m),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(learned(HoldMode::Unknown), [HoldMode::Full]);
+    assert!(learned(HoldMode::Full).is_empty());
+}
+
+/// A search that only a patient scope allows and names no patient goes upstream narrowed to the
+/// launch patient, with `Prefer: handling=strict`, and its response is checked.
+#[test]
+fn a_narrowed_search_goes_upstream_with_the_patient_added() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    request(
+        &mut ex,
+        headers("GET", "/fhir/Observation?code=x", &[BEARER]),
+        true,
+    );
+    let (v, out) = feed(
+        &mut ex,
+        Event::Authenticated(Ok(token("patient/Observation.rs", Some("123")))),
+        T0,
+    );
+    assert_eq!(v, Verdict::Continue);
+    let set = set_headers(&out);
+    assert!(
+        set.contains(&(":path", "/fhir/Observation?code=x&patient=Patient/123")),
+        "{set:?}"
+    );
+    assert!(set.contains(&("prefer", "handling=strict")), "{set:?}");
+    assert!(!ex.is_done(), "the response is checked");
+}
+
+fn metric_value(out: &[Effect], name: &str) -> Option<i64> {
+    out.iter().find_map(|e| match e {
+        Effect::Metric(m) if m.name == name => Some(m.value),
+        _ => None,
+    })
+}
+
+/// A rewritten answer counts what it withheld and what it redacted, each only when there is some;
+/// a flag a response rule raises reaches the audit record.
+#[test]
+fn a_rewritten_answer_counts_what_changed_and_keeps_the_response_flags() {
+    let cfg = config(json!({"consent": {"enforce": false}, "rules": [
+        {"name": "redact-r", "phase": "response", "effect": "redact", "expression": "resource.id == 'r'"},
+        {"name": "saw-f", "phase": "response", "effect": "flag", "expression": "resource.id == 'f'"}]}));
+    let entry = |id: &str, patient: &str| {
+        let mut o: Value = serde_json::from_slice(&observation(patient)).unwrap();
+        o["id"] = json!(id);
+        json!({"resource": o})
+    };
+    let run = |entries: Vec<Value>| {
+        let mut ex = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+        upstream_at(
+            &mut ex,
+            "/fhir/Observation?patient=123",
+            "patient/Observation.rs",
+            Some("123"),
+        );
+        feed(&mut ex, response_headers("200", &[]), T0);
+        let bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
+        body_events(&mut ex, bundle.to_string().into_bytes()).1
+    };
+    let withheld = crate::metrics::RESPONSE_ENTRIES_WITHHELD;
+    let redacted = crate::metrics::RESPONSE_RESOURCES_REDACTED;
+    // one withheld (another patient's), nothing redacted
+    let out = run(vec![entry("a", "123"), entry("b", "456")]);
+    assert_eq!(metric_value(&out, withheld), Some(1));
+    assert_eq!(metric_value(&out, redacted), None);
+    // two redacted, nothing withheld
+    let out = run(vec![
+        entry("r", "123"),
+        entry("a", "123"),
+        entry("r", "123"),
+    ]);
+    assert_eq!(metric_value(&out, redacted), Some(2));
+    assert_eq!(metric_value(&out, withheld), None);
+    // a flag raised on the response is audited
+    let out = run(vec![entry("f", "123")]);
+    assert_eq!(audits(&out)[0].flags, ["saw-f"]);
+}
+
+#[test]
+fn an_answer_of_exactly_the_limit_is_checked() {
+    let cfg = config(json!({"fhir": {"basePath": "/fhir", "maxResponseBytes": 2048}}));
+    for (n, refused) in [(2048, false), (2049, true)] {
+        let mut ex = Exchange::new(Rc::clone(&cfg), HoldMode::Full);
+        upstream(&mut ex, "patient/Observation.rs", Some("123"));
+        feed(&mut ex, response_headers("200", &[]), T0);
+        let (_, out) = feed(
+            &mut ex,
+            Event::ResponseBody {
+                buffered: n,
+                end_of_stream: false,
+            },
+            T0,
+        );
+        assert_eq!(!audits(&out).is_empty(), refused, "{n} bytes");
+        assert_eq!(ex.is_done(), refused);
+    }
+}
+
+/// The timer releases held response headers only in the modes that allow it, and only once.
+#[test]
+fn the_timer_never_releases_a_full_mode_response_and_touches_a_released_one_no_more() {
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Full);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    feed(&mut ex, response_headers("200", &[]), T0);
+    let (v, out) = feed(&mut ex, Event::Timer, T0 + 60_000);
+    assert_eq!(v, Verdict::Pause);
+    assert!(out.is_empty(), "{out:?}");
+    // safe mode: the headers went at once; a timer changes nothing
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Safe);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    let (v, _) = feed(&mut ex, response_headers("200", &[]), T0);
+    assert_eq!(v, Verdict::Continue);
+    let (_, out) = feed(&mut ex, Event::Timer, T0 + 60_000);
+    assert!(out.is_empty(), "{out:?}");
+    // unknown mode: released once, after the probe time; later timers change nothing
+    let mut ex = Exchange::new(config(json!({})), HoldMode::Unknown);
+    upstream(&mut ex, "patient/Observation.rs", Some("123"));
+    feed(&mut ex, response_headers("200", &[]), T0);
+    let (v, out) = feed(&mut ex, Event::Timer, T0 + PROBE_AFTER_MS);
+    assert_eq!(v, Verdict::Continue);
+    assert!(!out.is_empty());
+    let (_, out) = feed(&mut ex, Event::Timer, T0 + 2 * PROBE_AFTER_MS);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+/// What rules and the decision see of the request headers: never the credentials, nor fhirgate's
+/// own headers in any spelling; repeated headers joined.
+#[test]
+fn the_request_view_hides_credentials_and_owned_headers() {
+    let h: Vec<(String, String)> = [
+        (":method", "GET"),
+        (":path", "/fhir/Patient/1"),
+        (":authority", "fhir.example.org"),
+        ("authorization", "Bearer secret"),
+        ("cookie", "s=1"),
+        ("x-fhirgate-subject", "mallory"),
+        ("x_fhirgate_patient", "999"),
+        ("X-FHIRGATE-Scopes", "system/*.cruds"),
+        ("x-other", "1"),
+        ("x-other", "2"),
+        ("x-request-id", "r-1"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let info = request_info(&h, "10.0.0.1:5000");
+    assert_eq!(
+        (info.method.as_str(), info.path.as_str()),
+        ("GET", "/fhir/Patient/1")
+    );
+    assert_eq!(info.host, "fhir.example.org");
+    assert_eq!(info.request_id.as_deref(), Some("r-1"));
+    let names: Vec<&str> = info.headers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["x-other", "x-request-id"]);
+    assert_eq!(info.headers["x-other"], "1,2");
+}
+
+#[test]
+fn public_discovery_is_exactly_metadata_and_the_smart_configuration() {
+    let on = config(json!({}));
+    let off = config(json!({"fhir": {"basePath": "/fhir", "publicDiscovery": false}}));
+    let info = |method: &str, path: &str| RequestInfo {
+        method: method.into(),
+        path: path.into(),
+        ..RequestInfo::default()
+    };
+    for (method, path, public) in [
+        ("GET", "/fhir/metadata", true),
+        ("HEAD", "/fhir/metadata", true),
+        ("GET", "/fhir/metadata?_format=json", true),
+        ("GET", "/fhir/.well-known/smart-configuration", true),
+        ("POST", "/fhir/metadata", false),
+        ("DELETE", "/fhir/metadata", false),
+        ("GET", "/fhir/Patient", false),
+        ("GET", "/fhir/metadata/x", false),
+        ("GET", "/fhir/", false),
+        ("GET", "/metadata", false),
+        ("GET", "/fhirmetadata", false),
+    ] {
+        assert_eq!(
+            is_public_discovery(&on, &info(method, path)),
+            public,
+            "{method} {path}"
+        );
+        assert!(
+            !is_public_discovery(&off, &info(method, path)),
+            "off: {method} {path}"
+        );
+    }
+}

@@ -102,6 +102,7 @@ fn control_space_and_non_ascii() {
 
 #[test]
 fn overlong_paths() {
+    assert_eq!(MAX_PATH_LEN, 8192, "the README's 8 KiB");
     let long_query = format!("/fhir/Observation?code={}", "a".repeat(MAX_PATH_LEN));
     rejects(&long_query, FhirError::PathTooLong);
     let exact = "/fhir/Observation?code=";

@@ -274,3 +274,36 @@ fn resources_match_constraints() {
         &[vec![constraint("category", "laboratory")]]
     ));
 }
+
+/// A granular scope grants only in its own context: a `patient/` one never lends itself to the
+/// `system`/`user` checks (which would drop the patient constraint), and a plain scope of the
+/// context is not a granular candidate.
+#[test]
+fn a_granular_scope_grants_in_its_own_context_only() {
+    // a search naming no patient, covered only by a patient-context granular scope
+    let d = deny(
+        &lab_scope(),
+        "GET",
+        &format!("/fhir/Observation?category={LAB}"),
+        P,
+    );
+    assert!(matches!(d, SmartDenial::Compartment { .. }), "{d:?}");
+    // the same scope in user context grants without a patient constraint
+    let user = format!("user/Observation.rs?category={LAB}");
+    let g = allow(
+        &user,
+        "GET",
+        &format!("/fhir/Observation?category={LAB}"),
+        P,
+    );
+    assert!(!g.patient_constrained);
+    // patient context: constrained to the patient
+    let g = allow(
+        &format!("{} user/Patient.rs", lab_scope()),
+        "GET",
+        &format!("/fhir/Observation?patient=123&category={LAB}"),
+        P,
+    );
+    assert!(g.patient_constrained);
+    assert_eq!(g.via, lab_scope());
+}
