@@ -562,3 +562,102 @@ fn an_entry_outcome_beside_a_resource_is_checked_and_a_null_one_is_nothing() {
     assert_eq!(withheld, 1);
     assert!(!String::from_utf8_lossy(&body).contains("999"));
 }
+
+// ---- the scope arithmetic of `ResponseCheck` (which answers need checking at all)
+
+#[test]
+fn only_an_unconstrained_system_or_user_wildcard_read_reads_everything() {
+    for (scopes, everything) in [
+        ("system/*.rs", true),
+        ("user/*.r", true),
+        ("user/*.s", true),
+        ("system/*.cruds", true),
+        ("patient/*.rs", false),
+        ("system/*.rs?category=laboratory", false),
+        ("system/Observation.rs", false),
+        ("system/*.cud", false),
+        ("user/*.c", false),
+        ("", false),
+    ] {
+        assert_eq!(
+            ResponseCheck::for_scopes(scopes, Some("123")).reads_everything(),
+            everything,
+            "{scopes}"
+        );
+    }
+    let mut off = ResponseCheck::for_scopes("patient/Observation.rs", Some("123"));
+    off.smart = false;
+    assert!(off.reads_everything(), "SMART not enforced");
+}
+
+#[test]
+fn a_type_is_unbounded_under_a_plain_system_or_user_read_of_it() {
+    for (scopes, ty, unbounded) in [
+        ("system/Observation.rs", "Observation", true),
+        ("user/Observation.s", "Observation", true),
+        ("user/*.r", "Condition", true),
+        ("system/Observation.rs", "Condition", false),
+        (
+            "system/Observation.rs?category=laboratory",
+            "Observation",
+            false,
+        ),
+        ("patient/Observation.rs", "Observation", false),
+        ("system/Observation.cud", "Observation", false),
+        // an OperationOutcome says what happened: never bounded
+        ("patient/Observation.rs", "OperationOutcome", true),
+        ("", "OperationOutcome", true),
+    ] {
+        assert_eq!(
+            ResponseCheck::for_scopes(scopes, Some("123")).unbounded(ty),
+            unbounded,
+            "{scopes} {ty}"
+        );
+    }
+}
+
+#[test]
+fn an_operation_answer_about_an_instance_is_readable_only_inside_the_compartment() {
+    let about = |scopes: &str, ty: &str, id: &str, patient: Option<&str>| {
+        let mut c = ResponseCheck::for_scopes(scopes, patient);
+        c.target = Some(Target {
+            resource_type: ty.into(),
+            id: id.into(),
+            read: false,
+        });
+        c.may_read_about_target()
+    };
+    let p = Some("123");
+    assert!(about("patient/Patient.rs", "Patient", "123", p));
+    assert!(
+        !about("patient/Patient.rs", "Patient", "456", p),
+        "another patient"
+    );
+    assert!(
+        !about("patient/Patient.rs", "Patient", "123", None),
+        "no launch patient"
+    );
+    assert!(
+        !about("patient/Patient.rs?gender=female", "Patient", "123", p),
+        "a granular scope cannot be matched from the answer"
+    );
+    assert!(
+        !about("patient/Observation.rs", "Patient", "123", p),
+        "another type"
+    );
+    assert!(
+        !about("patient/Patient.c", "Patient", "123", p),
+        "not a read"
+    );
+    assert!(
+        !about("patient/Observation.rs", "Observation", "o1", p),
+        "not placed from the id"
+    );
+    assert!(
+        about("user/Observation.rs", "Observation", "o1", p),
+        "unbounded type"
+    );
+    let mut none = ResponseCheck::for_scopes("patient/Patient.rs", p);
+    none.target = None;
+    assert!(none.may_read_about_target());
+}
