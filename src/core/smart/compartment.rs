@@ -108,7 +108,6 @@ pub(crate) fn check(rule: &Rule<'_>, patient: &str) -> Result<Checks, &'static s
             None => Err(reason::UNKNOWN_TYPE),
         },
         Rule::SystemWide => Err(reason::SYSTEM_WIDE),
-        Rule::PatientEverything { id } => same_patient(id, patient).map(|_| NONE),
     }
 }
 

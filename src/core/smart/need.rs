@@ -51,8 +51,6 @@ pub(crate) enum Rule<'a> {
     SystemWide,
     /// Touches no stored data (`$validate` of a posted resource).
     NoData,
-    /// `Patient/[id]/$everything`.
-    PatientEverything { id: &'a str },
 }
 
 /// Contexts whose scopes may grant a request.
@@ -186,9 +184,8 @@ fn operation_need<'a>(
     let all = Contexts::All;
     let rs = [P::R, P::S];
     match (op, ty, id) {
-        ("everything", Some("Patient"), Some(id)) => {
-            need(None, &rs, all, Rule::PatientEverything { id })
-        }
+        // `Patient/[id]/$everything` is the patient's own record: for a `patient/` scope, the
+        // launch patient only (the instance rule of `Patient`); an Encounter's, a member's.
         ("everything", Some(ty), Some(id)) => need(None, &rs, all, Rule::ReadInstance { ty, id }),
         ("everything", Some(ty), None) => need(None, &rs, all, Rule::TypeWide { ty }),
         ("export", _, _) => need(None, &[P::R], Contexts::System, Rule::SystemWide),

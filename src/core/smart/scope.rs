@@ -96,11 +96,6 @@ impl Perms {
         Perms(self.0 & other.0)
     }
 
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
     /// The v2 letters in canonical order, e.g. `rs`.
     pub fn letters(self) -> String {
         const ORDER: [(Permission, char); 5] = [

@@ -149,3 +149,38 @@ fn shared_and_unknown() {
     );
     assert_eq!(m(json!({"resourceType": "Linkage"})), Membership::Unknown);
 }
+
+#[test]
+fn an_instance_is_placed_from_its_address_only_when_it_is_a_patient_or_shared() {
+    for (ty, id, m) in [
+        ("Patient", "123", Membership::In),
+        ("Patient", "456", Membership::Out),
+        ("Medication", "m1", Membership::Shared),
+        ("Organization", "o1", Membership::Shared),
+        ("Observation", "123", Membership::Unknown),
+        ("NotAType", "123", Membership::Unknown),
+    ] {
+        assert_eq!(instance_membership(ty, id, "123"), m, "{ty}/{id}");
+    }
+}
+
+/// A `null` reference element is no reference (JSON's null is "absent"); any other non-object
+/// is malformed.
+#[test]
+fn a_null_reference_element_is_absent() {
+    let obs = |subject: serde_json::Value| {
+        serde_json::json!({"resourceType": "Observation", "id": "o", "subject": subject,
+            "performer": [{"reference": "Patient/123"}]})
+    };
+    assert_eq!(
+        resource_in_patient_compartment(&obs(serde_json::Value::Null), "123"),
+        Membership::In
+    );
+    assert_eq!(
+        resource_in_patient_compartment(
+            &obs(serde_json::json!({"reference": "Patient/456"})),
+            "456"
+        ),
+        Membership::In
+    );
+}

@@ -122,9 +122,31 @@ fn perms_helpers() {
     assert!(Perms::ALL.contains(rs));
     assert!(!rs.contains(Perms::ALL));
     assert!(rs.has(Permission::R) && !rs.has(Permission::C));
-    assert!(Perms::NONE.is_empty());
+    assert_eq!(Perms::NONE.letters(), "");
     assert_eq!(Perms::ALL.letters(), "cruds");
     assert_eq!(rs.intersection(Perms::of(&[Permission::R])).letters(), "r");
+    // sets, not sums: a permission named twice, or in both halves of a union, is there once
+    let r = Perms::of(&[Permission::R]);
+    assert_eq!(Perms::of(&[Permission::R, Permission::R]), r);
+    assert_eq!(
+        Perms::of(&[Permission::R, Permission::S, Permission::R]),
+        rs
+    );
+    assert_eq!(r.union(rs), rs);
+    assert_eq!(rs.union(rs), rs);
+    assert_eq!(r.union(Perms::NONE), r);
+}
+
+/// Two scopes granting the same permission still add up to what each grants.
+#[test]
+fn overlapping_scopes_add_up() {
+    let g = allow(
+        "patient/Observation.r patient/Observation.rs",
+        "GET",
+        "/fhir/Observation?patient=123",
+        P,
+    );
+    assert!(g.patient_constrained);
 }
 
 #[test]
