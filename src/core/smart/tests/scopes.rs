@@ -175,3 +175,20 @@ fn context_names() {
     }
     assert_eq!(Context::parse("USER"), None);
 }
+
+/// RFC 6749 §3.3 scope-token characters exactly: `!` and `#`..`[`, `]`..`~`; not blanks, `"` or `\`.
+#[test]
+fn scope_tokens_are_the_rfc_6749_characters() {
+    assert!(Scope::parse("patient/Observation.rs?code=a!b").is_some());
+    assert!(Scope::parse("patient/Observation.rs?code=a~b").is_some());
+    for bad in [
+        "patient/Observation.rs?code=a\"b",
+        "patient/Observation.rs?code=a\\b",
+        "patient/Observation.rs?code=a b",
+        "patient/Observation.rs\t",
+        "patient/Observation.rs\u{7f}",
+        "patient/Observation.rs?code=é",
+    ] {
+        assert!(Scope::parse(bad).is_none(), "{bad:?}");
+    }
+}

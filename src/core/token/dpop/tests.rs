@@ -510,12 +510,79 @@ fn every_error_has_a_stable_code_and_a_safe_description() {
     codes.sort_unstable();
     codes.dedup();
     assert_eq!(codes.len(), all.len());
+    let mut descriptions: Vec<&str> = all.iter().map(ProofError::description).collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), all.len(), "each error says what it is");
     for e in all {
         let d = e.description();
+        assert!(d.starts_with("The DPoP proof"), "{d}");
         assert!(
             d.chars()
                 .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
             "{d}"
         );
     }
+}
+
+/// A proof of exactly `MAX_PROOF_LEN` bytes is read; the bound refuses only longer ones.
+#[test]
+fn a_proof_of_exactly_the_length_bound_is_verified() {
+    let key = es();
+    let make = |pad: usize, kid: usize| {
+        let mut header = key.header();
+        if kid > 0 {
+            header["kid"] = json!("k".repeat(kid));
+        }
+        let c = with_claim(
+            claims("GET", HTU, NOW_S, "j"),
+            "pad",
+            json!("p".repeat(pad)),
+        );
+        key.proof_with(&header, &c)
+    };
+    // the length grows with the padding: the longest padding that fits, then the header's `kid`
+    // (base64url skips one length in four) to land exactly on the bound
+    let (mut lo, mut hi) = (0, MAX_PROOF_LEN);
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if make(mid, 0).len() <= MAX_PROOF_LEN {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let exact = (0..=8)
+        .flat_map(|kid| (lo.saturating_sub(8)..=lo).map(move |pad| (pad, kid)))
+        .map(|(pad, kid)| make(pad, kid))
+        .find(|p| p.len() == MAX_PROOF_LEN)
+        .expect("a proof of exactly the bound");
+    assert!(verify_bound(&key, &exact).is_ok());
+    let over = format!("{exact}A");
+    assert_eq!(verify_bound(&key, &over), Err(ProofError::Malformed));
+}
+
+#[test]
+fn numeric_dates_keep_fractions_and_refuse_what_is_not_a_time() {
+    assert_eq!(millis(&json!(1_790_000_000)), Some(1_790_000_000_000));
+    assert_eq!(millis(&json!(1_790_000_000.25)), Some(1_790_000_000_250));
+    assert_eq!(millis(&json!(0.5)), Some(500));
+    for bad in [
+        json!(-1),
+        json!(-0.5),
+        json!(1.0e12),
+        json!(1.0e300),
+        json!("1"),
+        json!(null),
+    ] {
+        assert_eq!(millis(&bad), None, "{bad}");
+    }
+    // a fractional iat inside the window passes
+    let key = es();
+    let c = with_claim(
+        claims("GET", HTU, NOW_S, "j"),
+        "iat",
+        json!(NOW_S as f64 + 0.25),
+    );
+    assert!(verify_bound(&key, &key.proof_with(&key.header(), &c)).is_ok());
 }

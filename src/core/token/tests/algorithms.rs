@@ -379,3 +379,19 @@ fn hmac_only_with_an_explicit_secret_and_policy() {
         TokenError::BadSignature
     );
 }
+
+#[test]
+fn algorithm_families_and_names() {
+    use crate::token::Algorithm as A;
+    for a in A::ALL {
+        let rsa = matches!(
+            a,
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512
+        );
+        assert_eq!(a.is_rsa(), rsa, "{a}");
+        assert_eq!(a.to_string(), a.name());
+        assert_eq!(A::from_name(&a.to_string()), Some(*a));
+    }
+    assert_eq!(A::ES256.to_string(), "ES256");
+    assert!(!A::ES256.is_rsa() && !A::EdDSA.is_rsa() && !A::HS256.is_rsa());
+}
