@@ -272,3 +272,33 @@ fn classify_and_peek() {
     assert_eq!(peek("a.b.c.d.e").unwrap_err(), TokenError::JweUnsupported);
     assert!(matches!(peek("nope"), Err(TokenError::Malformed(_))));
 }
+
+/// A token of exactly `MAX_TOKEN_LEN` bytes is verified; the bound refuses only longer ones.
+#[test]
+fn a_token_of_exactly_the_length_bound_is_verified() {
+    let make = |pad: usize, spaces: usize| {
+        let header = format!(
+            r#"{{"alg":"EdDSA",{}"kid":"ed-1","typ":"at+jwt"}}"#,
+            " ".repeat(spaces)
+        );
+        let mut c = claims();
+        c["pad"] = json!("x".repeat(pad));
+        craft(&header, &c.to_string(), Sig::Ed)
+    };
+    let (mut lo, mut hi) = (0, MAX_TOKEN_LEN);
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if make(mid, 0).len() <= MAX_TOKEN_LEN {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let exact = (0..=6)
+        .flat_map(|spaces| (lo.saturating_sub(8)..=lo).map(move |pad| (pad, spaces)))
+        .map(|(pad, spaces)| make(pad, spaces))
+        .find(|t| t.len() == MAX_TOKEN_LEN)
+        .expect("a token of exactly the bound");
+    assert!(check(&exact, &ed_keys()).is_ok());
+    assert_eq!(peek(&format!("{exact}A")).unwrap_err(), TokenError::TooLong);
+}
