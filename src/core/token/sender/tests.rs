@@ -361,6 +361,14 @@ fn answers_follow_the_contract() {
     codes.sort();
     codes.dedup();
     assert_eq!(codes.len(), n, "codes are distinct");
+    // and so are the descriptions, but for the two replay-cache answers (both "retry")
+    let mut descriptions: Vec<&str> = cases.iter().map(|(e, _)| e.description()).collect();
+    descriptions.sort_unstable();
+    descriptions.dedup();
+    assert_eq!(descriptions.len(), n - 1);
+    assert!(descriptions
+        .iter()
+        .all(|d| d.contains("DPoP") || d.contains("certificate") || d.contains("access token")));
     assert_eq!(
         SenderPolicy::default().algs_attribute(),
         "ES256 ES384 RS256 PS256 EdDSA"

@@ -415,3 +415,33 @@ fn negate_mod(s: &[u8], n: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Only RS* keys whose exponent fits the host's 32 bits are given to the host: a key with a
+/// larger exponent (or a PS* key) is verified in Wasm even when the host would say yes.
+#[test]
+fn a_key_the_host_cannot_take_never_reaches_it() {
+    use super::super::verifier::{SigOutcome, Verifier};
+    use crate::crypto::rsa::RsaPublicKey;
+    let mut n = vec![0xc5u8; 256];
+    n[255] |= 1;
+    let says_yes = |_: &SignatureCheck<'_>| HostSignature::Valid;
+    let token = format!("e30.e30.{}", b64([7u8; 256]));
+    for (alg, e, to_host) in [
+        (Algorithm::RS256, vec![1u8, 0, 1], true),
+        (Algorithm::RS256, vec![1u8, 0, 0, 0, 15], false),
+        (Algorithm::PS256, vec![1u8, 0, 1], false),
+    ] {
+        let key = RsaPublicKey::new(&n, &e).unwrap();
+        let spki: std::sync::Arc<[u8]> = host_sig::rsa_spki(&n, &e).into();
+        let v = Verifier::rsa(alg, key, &spki).unwrap();
+        let sigs = Signatures::with_host(&says_yes);
+        let outcome = v.check_with(&token, &sigs);
+        assert_eq!(sigs.host_checks(), u32::from(to_host), "{alg} e={e:?}");
+        let expected = if to_host {
+            SigOutcome::Valid
+        } else {
+            SigOutcome::Invalid
+        };
+        assert_eq!(outcome, expected, "{alg} e={e:?}");
+    }
+}
