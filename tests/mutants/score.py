@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Per-module mutation scores from cargo-mutants' outcomes.json (make mutants writes it to
-target/mutants/mutants.out/). Score = caught / (caught + missed + timeout); unviable mutants do not
-compile and are not counted. Usage: score.py [outcomes.json] [--markdown]"""
+target/mutants/mutants.out/). Score = (caught + timeout) / (caught + missed + timeout): a mutant that
+makes the tests hang past `--timeout` is detected (an infinite loop, e.g. `i += 3` -> `i -= 3`);
+unviable mutants do not compile and are not counted. Usage: score.py [outcomes.json] [--markdown]"""
 import json
 import sys
 from collections import defaultdict
@@ -52,13 +53,13 @@ def main():
                      ("unviable", unviable)):
             total[k] += v
         viable = caught + missed + timeout
-        score = f"{100 * caught / viable:.1f} %" if viable else "-"
+        score = f"{100 * (caught + timeout) / viable:.1f} %" if viable else "-"
         rows.append((name, caught + missed + timeout + unviable, caught, missed, timeout,
                      unviable, score))
     viable = total["caught"] + total["missed"] + total["timeout"]
     rows.append(("all", viable + total["unviable"], total["caught"], total["missed"],
                  total["timeout"], total["unviable"],
-                 f"{100 * total['caught'] / viable:.1f} %" if viable else "-"))
+                 f"{100 * (total['caught'] + total['timeout']) / viable:.1f} %" if viable else "-"))
     print("| module | mutants | caught | missed | timeout | unviable | score |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -76,9 +76,6 @@ pub fn expected(
 
 /// `host[:port]` in lower case without the scheme's default port. No user information.
 fn normalize_authority(authority: &str, default_port: u16) -> Option<String> {
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
     let (host, port) = match authority.strip_prefix('[') {
         Some(inner) => {
             let close = inner.find(']')?;
@@ -102,6 +99,7 @@ fn normalize_authority(authority: &str, default_port: u16) -> Option<String> {
             None => (authority, None),
         },
     };
+    // No `@` in the set: user information is refused here; an empty host below.
     let reg_name_ok = host.bytes().all(|b| {
         b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'[' | b']' | b':')
     });

@@ -200,6 +200,23 @@ fn typ_handling() {
     assert!(typ_result(Some("Application/AT+JWT"), &["at+jwt"]).is_ok());
     assert!(typ_result(Some("JWT"), &["at+jwt", "JWT"]).is_ok());
     assert!(typ_result(Some("jwt"), &["JWT"]).is_ok());
+    // only `application/` is optional: twelve other characters are not a prefix to drop
+    for other in [
+        "applicationXat+jwt",
+        "xxxxxxxxxxxxat+jwt",
+        "application;at+jwt",
+    ] {
+        assert_eq!(
+            typ_result(Some(other), &["at+jwt"]).unwrap_err(),
+            TokenError::BadType,
+            "{other}"
+        );
+    }
+    // and `application/` is not dropped from a type that has its own `/`
+    assert_eq!(
+        typ_result(Some("application/x/at+jwt"), &["x/at+jwt"]).unwrap_err(),
+        TokenError::BadType
+    );
     let token = craft(
         r#"{"alg":"EdDSA","kid":"ed-1","typ":7}"#,
         &claims().to_string(),

@@ -177,3 +177,52 @@ fn expected_uri_under_the_public_base_replaces_scheme_authority_and_base_path() 
         Some("https://api.example.org/Patient/1")
     );
 }
+
+#[test]
+fn ports_are_at_most_five_decimal_digits_up_to_65535() {
+    for (uri, want) in [
+        ("https://h:00443/a", Some("https://h/a")),
+        ("https://h:65535/a", Some("https://h:65535/a")),
+        ("https://h:08080/a", Some("https://h:8080/a")),
+        ("https://h:000443/a", None),
+        ("https://h:65536/a", None),
+        ("https://h:+443/a", None),
+        ("https://h:-1/a", None),
+        ("https://h: 443/a", None),
+    ] {
+        assert_eq!(normalize(uri).as_deref(), want, "{uri}");
+    }
+}
+
+#[test]
+fn a_uri_of_exactly_the_length_bound_is_compared() {
+    let exact = format!("https://h/{}", "a".repeat(MAX_URI_LEN - "https://h/".len()));
+    assert_eq!(exact.len(), MAX_URI_LEN);
+    assert_eq!(normalize(&exact).as_deref(), Some(exact.as_str()));
+    assert_eq!(normalize(&format!("{exact}a")), None);
+}
+
+#[test]
+fn user_information_and_empty_hosts_are_refused_in_every_form() {
+    for bad in [
+        "https://@h/a",
+        "https://u@[::1]/a",
+        "https://:443/a",
+        "https://:/a",
+        "http://?q",
+        "https://#f",
+    ] {
+        assert_eq!(normalize(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn without_a_public_base_the_request_needs_an_authority_and_an_absolute_path() {
+    assert_eq!(
+        expected(None, "/fhir", true, "h", "/fhir/a").as_deref(),
+        Some("https://h/fhir/a")
+    );
+    assert_eq!(expected(None, "/fhir", true, "", "/fhir/a"), None);
+    assert_eq!(expected(None, "/fhir", true, "h", "fhir/a"), None);
+    assert_eq!(expected(None, "/fhir", true, "h", "*"), None);
+}
