@@ -264,9 +264,10 @@ fn decide_inner(
         head_only,
     };
     // The container itself goes through the rules too (rules can refuse all batches). A write's
-    // body is read once, strictly, and must be the resource its URL names.
+    // body is read once, strictly, and must be the resource its URL names (deciding on the
+    // headers alone, `head_only`, there is no body).
     let own_resource = match (body, model_body) {
-        (Some(b), None) if !head_only => match read_write_body(&fhir, content_type, b) {
+        (Some(b), None) => match read_write_body(&fhir, content_type, b) {
             Ok(v) => v,
             Err(e) => {
                 decision.note(|| format!("body: rejected ({})", e.code()));

@@ -2,7 +2,13 @@
 """Per-module mutation scores from cargo-mutants' outcomes.json (make mutants writes it to
 target/mutants/mutants.out/). Score = (caught + timeout) / (caught + missed + timeout): a mutant that
 makes the tests hang past `--timeout` is detected (an infinite loop, e.g. `i += 3` -> `i -= 3`);
-unviable mutants do not compile and are not counted. Usage: score.py [outcomes.json] [--markdown]"""
+unviable mutants do not compile and are not counted.
+
+Usage: score.py [--list LIST] [outcomes.json ...]
+  Without --list: every mutant of the outcome files (later files win for the same mutant).
+  With --list (the output of `make mutants MUTANTS_ARGS=--list`): exactly the mutants listed, each
+  with its latest outcome, e.g. a full run followed by `--iterate` runs, which test only what was
+  not caught before (a listed mutant with no outcome is reported as untested)."""
 import json
 import sys
 from collections import defaultdict
@@ -30,17 +36,34 @@ def module_of(path):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    path = args[0] if args else "target/mutants/mutants.out/outcomes.json"
-    with open(path) as f:
-        data = json.load(f)
+    argv = sys.argv[1:]
+    listed = None
+    if "--list" in argv:
+        i = argv.index("--list")
+        with open(argv[i + 1]) as f:
+            listed = [line.strip() for line in f if line.strip()]
+        argv = argv[:i] + argv[i + 2:]
+    paths = argv or ["target/mutants/mutants.out/outcomes.json"]
+    latest = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for o in data["outcomes"]:
+            s = o["scenario"]
+            if isinstance(s, dict) and "Mutant" in s:
+                latest[s["Mutant"]["name"]] = (s["Mutant"]["file"], o["summary"])
+    if listed is not None:
+        chosen = {}
+        for name in listed:
+            file = name.split(":", 1)[0]
+            chosen[name] = (file, latest.get(name, (file, "Untested"))[1])
+        latest = chosen
     counts = defaultdict(lambda: defaultdict(int))
-    for o in data["outcomes"]:
-        s = o["scenario"]
-        if not isinstance(s, dict) or "Mutant" not in s:
-            continue
-        m = counts[module_of(s["Mutant"]["file"])]
-        m[o["summary"]] += 1
+    for file, summary in latest.values():
+        counts[module_of(file)][summary] += 1
+    untested = sum(c["Untested"] for c in counts.values())
+    if untested:
+        print(f"warning: {untested} listed mutants have no outcome", file=sys.stderr)
     rows = []
     total = defaultdict(int)
     for name, _ in MODULES + [("other", ())]:

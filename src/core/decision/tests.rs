@@ -399,3 +399,24 @@ fn labels_are_checked_for_interactions_that_return_resources_and_consent_that_la
         Interaction::Read
     ));
 }
+
+/// `fhirgate eval --explain` says which answers will be checked, and why.
+#[test]
+fn the_explanation_says_what_the_response_check_will_look_at() {
+    let cfg = config_with(json!({"consent": {"enforce": false},
+        "rules": [{"name": "r", "phase": "response", "expression": "true"}]}));
+    let trace = |claims: Value| {
+        let t = token_of(&cfg, claims);
+        decide_explained(&cfg, &t, &req("GET", "/fhir/Observation/1", &[]), None).trace
+    };
+    let says = |trace: &[String], what: &str| trace.iter().any(|l| l.contains(what));
+    let patient = trace(json!({"scope": "patient/Observation.rs", "patient": "123"}));
+    assert!(says(
+        &patient,
+        "every returned resource will be checked against the scopes"
+    ));
+    assert!(says(&patient, "response rules: will be checked"));
+    let system = trace(json!({"scope": "system/*.rs"}));
+    assert!(!says(&system, "against the scopes"), "{system:?}");
+    assert!(says(&system, "response rules: will be checked"));
+}
