@@ -307,3 +307,24 @@ fn a_granular_scope_grants_in_its_own_context_only() {
     assert!(g.patient_constrained);
     assert_eq!(g.via, lab_scope());
 }
+
+/// The granular scopes that may cover a request are of its type and grant its permission: a
+/// constraint on another type, or on the same type for another permission, covers nothing.
+#[test]
+fn a_granular_scope_covers_only_its_type_and_permission() {
+    let other_type = format!("{} patient/Condition.rs?code=x", lab_scope());
+    deny(
+        &other_type,
+        "GET",
+        "/fhir/Observation?patient=123&code=x",
+        P,
+    );
+    allow(&other_type, "GET", "/fhir/Condition?patient=123&code=x", P);
+    let read_only = format!("patient/Observation.r?category={LAB}");
+    deny(
+        &read_only,
+        "GET",
+        &format!("/fhir/Observation?patient=123&category={LAB}"),
+        P,
+    );
+}
