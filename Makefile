@@ -57,7 +57,7 @@ help:
 	@echo "make bench-micro  criterion microbenchmarks of each stage"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 300) each; not in make test"
 	@echo "make soak       9-minute soak through real Envoy under an IdP/collector/upstream fault timeline (tests/soak); not in make test"
-	@echo "make mutants    cargo mutants over the security core (hours on 2 cores; not in make test)"
+	@echo "make mutants    cargo mutants over the security core (about 1 h on 2 cores with MUTANTS_JOBS=2; not in make test)"
 
 # ---------------------------------------------------------------- tools
 
@@ -308,14 +308,17 @@ soak-short: tools-envoy tools-node wasm
 tools-mutants:
 	@command -v cargo-mutants >/dev/null || { echo "cargo install cargo-mutants"; cargo install --locked cargo-mutants; }
 
-# The security core: token verification, the FHIR request model, SMART, the decision, response
-# checks, consent and the exchange. Killed by fhirgate-core's unit tests (`--lib`, for the build
-# too: no doctest rlib; the harness in tests/ kills more, but building its binaries per mutant
-# triples the time). `--copy-target`: the copy starts from this checkout's target/debug, so only
-# fhirgate-core is rebuilt (no RUSTFLAGS such as --cap-lints, which would rebuild every dependency). A full run takes hours
-# on 2 cores: bound it with MUTANTS_TIMEOUT, pick files with MUTANTS_FILES, shard with
-# MUTANTS_ARGS='--shard 0/4'. Results: target/mutants/mutants.out (outcomes.json, caught.txt,
-# missed.txt); tests/mutants/REPORT.md is the committed summary.
+# The security core: token verification (sender-constrained tokens included), the FHIR request
+# model, SMART, the decision, response checks, consent and the exchange. Killed by fhirgate-core's
+# unit tests (`--lib`, for the build too: no doctest rlib; the harness in tests/ kills more, but
+# building its binaries per mutant multiplies the time). `--copy-target`: the copy starts from this
+# checkout's target/debug, so only fhirgate-core is rebuilt (no RUSTFLAGS such as --cap-lints, which
+# would rebuild every dependency). The full run (about 1,260 mutants) takes about an hour on 2 idle
+# cores with MUTANTS_JOBS=2; `MUTANTS_ARGS=--iterate` then tests only what was not caught. Bound it
+# with MUTANTS_TIMEOUT, pick files with MUTANTS_FILES, shard with MUTANTS_ARGS='--shard 0/4'.
+# Exits non-zero when a mutant is missed. Results: target/mutants/mutants.out (outcomes.json,
+# caught.txt, missed.txt); per-module scores: tests/mutants/score.py; tests/mutants/REPORT.md is
+# the committed summary.
 MUTANTS_FILES ?= src/core/token/verify.rs src/core/token/verifier.rs src/core/token/claims.rs \
                  src/core/token/alg.rs src/core/token/jws.rs src/core/token/sender.rs \
                  src/core/token/binding.rs src/core/token/dpop.rs src/core/token/dpop/htu.rs \
