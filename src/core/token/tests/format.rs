@@ -285,20 +285,7 @@ fn a_token_of_exactly_the_length_bound_is_verified() {
         c["pad"] = json!("x".repeat(pad));
         craft(&header, &c.to_string(), Sig::Ed)
     };
-    let (mut lo, mut hi) = (0, MAX_TOKEN_LEN);
-    while lo + 1 < hi {
-        let mid = (lo + hi) / 2;
-        if make(mid, 0).len() <= MAX_TOKEN_LEN {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let exact = (0..=6)
-        .flat_map(|spaces| (lo.saturating_sub(8)..=lo).map(move |pad| (pad, spaces)))
-        .map(|(pad, spaces)| make(pad, spaces))
-        .find(|t| t.len() == MAX_TOKEN_LEN)
-        .expect("a token of exactly the bound");
+    let exact = of_exact_length(MAX_TOKEN_LEN, make);
     assert!(check(&exact, &ed_keys()).is_ok());
     assert_eq!(peek(&format!("{exact}A")).unwrap_err(), TokenError::TooLong);
 }

@@ -427,3 +427,24 @@ pub(super) fn assert_skipped(jwk: Value, why: &str) {
     assert_eq!(warnings.len(), 1, "{why}: {warnings:?}");
     assert!(warnings[0].contains("skipped"), "{why}: {warnings:?}");
 }
+
+/// A compact JWS of exactly `len` bytes, from `make(pad, extra)`: `pad` lengthens the payload and
+/// `extra` (0 to 8) the header. Base64url skips one length in four, so the payload's padding alone
+/// cannot always land on `len`: the longest padding that fits is found first, then both are tried
+/// just below it.
+pub(crate) fn of_exact_length(len: usize, make: impl Fn(usize, usize) -> String) -> String {
+    let (mut lo, mut hi) = (0, len);
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if make(mid, 0).len() <= len {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0..=8)
+        .flat_map(|extra| (lo.saturating_sub(8)..=lo).map(move |pad| (pad, extra)))
+        .map(|(pad, extra)| make(pad, extra))
+        .find(|t| t.len() == len)
+        .unwrap_or_else(|| panic!("no token of exactly {len} bytes"))
+}
